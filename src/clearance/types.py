@@ -1,0 +1,158 @@
+"""Plain typed values that flow through the request pipeline.
+
+Every stage of ``pipeline.py`` takes and returns these.  None of them knows
+about HTTP, the database or a wire format: the ``api`` package translates the
+OpenAI and Anthropic wire formats into a ``ChatRequest`` and renders a
+``ChatResult`` (or a stream of ``ChatChunk``) back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Role = Literal["system", "user", "assistant", "tool"]
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One turn of a conversation in the neutral (OpenAI-shaped) format.
+
+    ``content`` is the turn's text with any multi-part content flattened;
+    ``extra`` keeps fields a backend may need to pass through unchanged
+    (``tool_calls``, ``tool_call_id``, ``name``).
+    """
+
+    role: str
+    content: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    """A chat call as Clearance sees it, whatever wire format it came in."""
+
+    request_id: str
+    model: str
+    messages: tuple[Message, ...]
+    stream: bool = False
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    stop: tuple[str, ...] = ()
+    # Other sampling parameters forwarded to OpenAI-compatible backends as-is.
+    params: dict[str, Any] = field(default_factory=dict)
+    wire: Literal["openai", "anthropic"] = "openai"
+
+    def texts(self) -> list[str]:
+        """Every piece of text in the conversation, system prompt included."""
+        return [m.content for m in self.messages if m.content]
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: resolved from an API key by the identity stage."""
+
+    key_id: str
+    user_id: str
+    org_id: str
+    groups: tuple[str, ...] = ()
+    nationality: str = ""
+    us_person: bool = False
+    verified: bool = False
+    use_case: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class GuardScores:
+    """Scores in 0..1 per category, and the categories over threshold.
+
+    ``error`` is set when a guard could not decide; the policy stage then
+    fails closed unless the route says the guard is optional.
+    """
+
+    scores: dict[str, float] = field(default_factory=dict)
+    flagged: tuple[str, ...] = ()
+    guard: str = ""
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """A rule that decided a request: a policy or directive id and its title."""
+
+    id: str
+    title: str = ""
+    kind: str = "policy"  # "policy" | "directive" | "approval" | "system"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The outcome of the policy stage for one principal, model and context."""
+
+    allowed: bool
+    reasons: tuple[Reason, ...] = ()
+    errors: tuple[str, ...] = ()
+    snapshot_hash: str = ""
+
+    @property
+    def reason_ids(self) -> list[str]:
+        return [r.id for r in self.reasons]
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class ChatResult:
+    """A complete (non-streamed) answer from a backend."""
+
+    content: str
+    finish_reason: str = "stop"
+    usage: Usage = field(default_factory=Usage)
+    backend: str = ""
+    upstream_model: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ChatChunk:
+    """One piece of a streamed answer.  The last chunk carries finish and usage."""
+
+    delta: str = ""
+    finish_reason: str | None = None
+    usage: Usage | None = None
+
+
+@dataclass(slots=True)
+class AuditEntry:
+    """One decision and its outcome, as written to the audit log.
+
+    Prompts and completions are recorded only as SHA-256 hex digests.
+    """
+
+    time: str
+    request_id: str
+    kind: str  # "decision" | "completion"
+    principal: str
+    org: str
+    model: str
+    decision: str  # "allow" | "deny" | "guard_block" | "error"
+    backend: str = ""
+    reasons: list[str] = field(default_factory=list)
+    snapshot: str = ""
+    guard: dict[str, float] = field(default_factory=dict)
+    prompt_sha256: str = ""
+    completion_sha256: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_ms: float = 0.0
+    fallbacks: list[str] = field(default_factory=list)
+    status: int = 0
+    error: str = ""
