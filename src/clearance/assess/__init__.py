@@ -1,0 +1,1 @@
+"""Assess: jailbreak risk assessment against any OpenAI-compatible endpoint."""

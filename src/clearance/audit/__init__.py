@@ -1,0 +1,1 @@
+"""Audit: a tamper-evident Merkle log of every decision."""

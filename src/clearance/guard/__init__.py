@@ -1,0 +1,1 @@
+"""Guard: classifiers that score every prompt before it reaches a model."""

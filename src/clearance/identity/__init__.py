@@ -1,0 +1,1 @@
+"""Identity: organisations, org groups, users and API keys."""

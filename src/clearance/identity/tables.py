@@ -1,0 +1,63 @@
+"""Tables for organisations, org groups, users, API keys and the state version.
+
+``state_version`` is a single row bumped by every control-plane change; each
+worker polls it cheaply and rebuilds its snapshot when it moves.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from clearance.store.base import Base
+
+
+class Org(Base):
+    __tablename__ = "orgs"
+    slug: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class OrgGroup(Base):
+    __tablename__ = "org_groups"
+    slug: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+
+
+class OrgGroupMember(Base):
+    __tablename__ = "org_group_members"
+    org_slug: Mapped[str] = mapped_column(ForeignKey("orgs.slug", ondelete="CASCADE"), primary_key=True)
+    group_slug: Mapped[str] = mapped_column(ForeignKey("org_groups.slug", ondelete="CASCADE"), primary_key=True)
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    org_slug: Mapped[str] = mapped_column(ForeignKey("orgs.slug"), index=True)
+    email: Mapped[str] = mapped_column(String(320), default="")
+    nationality: Mapped[str] = mapped_column(String(2), default="")
+    us_person: Mapped[bool] = mapped_column(Boolean, default=False)
+    verified: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    attributes: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    use_case: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class StateVersion(Base):
+    __tablename__ = "state_version"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, default=0)

@@ -1,0 +1,1 @@
+"""Policy: Cedar rules, directives, approvals and time-boxed grants."""
