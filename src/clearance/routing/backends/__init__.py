@@ -1,0 +1,1 @@
+"""Upstream backends: OpenAI-compatible servers and the Anthropic Messages API."""
