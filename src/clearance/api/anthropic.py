@@ -1,0 +1,334 @@
+"""The Anthropic Messages wire format, inbound: ``POST /v1/messages``.
+
+``parse_request`` turns a client's JSON body (as sent by the official
+``anthropic`` SDK) into a neutral ``ChatRequest``, rejecting anything
+malformed with a 400 that names the offending parameter.  ``render_message``
+and ``render_stream`` turn a backend's answer back into the Messages API
+response object or its server-sent event stream.
+
+Text that reaches the model is always visible in ``Message.content``: text
+blocks, tool calls and tool results are all flattened to text so the guard
+screens them.  The raw blocks of a turn that held more than text are kept in
+``Message.extra["anthropic_blocks"]`` for reference only.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from clearance.api.errors import ApiError, bad_request
+from clearance.routing.backends.base import UpstreamError
+from clearance.types import ChatChunk, ChatRequest, ChatResult, Message
+
+# Fields a client may send that Clearance reads.
+_KNOWN_FIELDS = frozenset({
+    "model", "max_tokens", "messages", "system", "stop_sequences", "temperature",
+    "top_p", "top_k", "stream", "metadata", "service_tier",
+})
+
+# finish_reason (OpenAI vocabulary, as backends report it) -> Anthropic stop_reason.
+_STOP_REASONS = {
+    "stop": "end_turn",
+    "end_turn": "end_turn",
+    "length": "max_tokens",
+    "max_tokens": "max_tokens",
+    "stop_sequence": "stop_sequence",
+    "tool_calls": "tool_use",
+    "tool_use": "tool_use",
+    "content_filter": "refusal",
+    "refusal": "refusal",
+}
+
+BLOCKS_KEY = "anthropic_blocks"
+
+
+# --------------------------------------------------------------------------- parsing
+
+def parse_request(body: object, request_id: str) -> ChatRequest:
+    """Validate a Messages API request body and translate it to a ``ChatRequest``.
+
+    Raises ``ApiError`` (400) naming the parameter on any malformed input.
+    """
+    if not isinstance(body, dict):
+        raise bad_request("The request body must be a JSON object.")
+    unknown = sorted(k for k in body if k not in _KNOWN_FIELDS)
+    if unknown:
+        raise bad_request(f"{unknown[0]}: Extra inputs are not permitted.", param=unknown[0])
+
+    model = body.get("model")
+    if not isinstance(model, str) or not model.strip():
+        raise bad_request("model: a non-empty string is required.", param="model")
+
+    max_tokens = body.get("max_tokens")
+    if max_tokens is None:
+        raise bad_request("max_tokens: field required.", param="max_tokens")
+    if not _is_int(max_tokens) or max_tokens < 1:
+        raise bad_request("max_tokens: must be a positive integer.", param="max_tokens")
+
+    messages: list[Message] = []
+    system = _parse_system(body.get("system"))
+    if system:
+        messages.append(Message(role="system", content=system))
+    messages.extend(_parse_messages(body.get("messages")))
+
+    temperature = _optional_number(body, "temperature", 0.0, 1.0)
+    top_p = _optional_number(body, "top_p", 0.0, 1.0)
+
+    params: dict[str, Any] = {}
+    top_k = body.get("top_k")
+    if top_k is not None:
+        if not _is_int(top_k) or top_k < 0:
+            raise bad_request("top_k: must be a non-negative integer.", param="top_k")
+        params["top_k"] = top_k
+
+    metadata = body.get("metadata")
+    if metadata is not None:
+        if not isinstance(metadata, dict):
+            raise bad_request("metadata: must be an object.", param="metadata")
+        user_id = metadata.get("user_id")
+        if user_id is not None and not isinstance(user_id, str):
+            raise bad_request("metadata.user_id: must be a string.", param="metadata.user_id")
+    service_tier = body.get("service_tier")
+    if service_tier is not None and not isinstance(service_tier, str):
+        raise bad_request("service_tier: must be a string.", param="service_tier")
+
+    stop = body.get("stop_sequences")
+    if stop is None:
+        stop = []
+    if not isinstance(stop, list) or not all(isinstance(s, str) and s for s in stop):
+        raise bad_request("stop_sequences: must be a list of non-empty strings.", param="stop_sequences")
+
+    stream = body.get("stream", False)
+    if stream is None:
+        stream = False
+    if not isinstance(stream, bool):
+        raise bad_request("stream: must be a boolean.", param="stream")
+
+    return ChatRequest(
+        request_id=request_id,
+        model=model,
+        messages=tuple(messages),
+        stream=stream,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        top_p=top_p,
+        stop=tuple(stop),
+        params=params,
+        wire="anthropic",
+    )
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _optional_number(body: dict[str, Any], name: str, low: float, high: float) -> float | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        raise bad_request(f"{name}: must be a number between {low:g} and {high:g}.", param=name)
+    return float(value)
+
+
+def _parse_system(system: object) -> str:
+    if system is None:
+        return ""
+    if isinstance(system, str):
+        return system
+    if isinstance(system, list):
+        parts = []
+        for i, block in enumerate(system):
+            where = f"system.{i}"
+            if not isinstance(block, dict) or block.get("type") != "text":
+                raise bad_request(f"{where}: system blocks must be text blocks.", param=where)
+            parts.append(_text_of(block, where))
+        return "\n".join(parts)
+    raise bad_request("system: must be a string or a list of text blocks.", param="system")
+
+
+def _parse_messages(raw: object) -> list[Message]:
+    if not isinstance(raw, list) or not raw:
+        raise bad_request("messages: a non-empty list is required.", param="messages")
+    out = []
+    for i, item in enumerate(raw):
+        where = f"messages.{i}"
+        if not isinstance(item, dict):
+            raise bad_request(f"{where}: each message must be an object.", param=where)
+        role = item.get("role")
+        if role not in ("user", "assistant"):
+            raise bad_request(f"{where}.role: must be 'user' or 'assistant'.", param=f"{where}.role")
+        content = item.get("content")
+        if isinstance(content, str):
+            out.append(Message(role=role, content=content))
+        elif isinstance(content, list) and content:
+            text, rich = _flatten_blocks(content, f"{where}.content")
+            extra = {BLOCKS_KEY: content} if rich else {}
+            out.append(Message(role=role, content=text, extra=extra))
+        else:
+            raise bad_request(f"{where}.content: must be a string or a non-empty list of content blocks.",
+                              param=f"{where}.content")
+    return out
+
+
+def _flatten_blocks(blocks: list[Any], where: str) -> tuple[str, bool]:
+    """The blocks' text, and whether any block was more than plain text."""
+    parts: list[str] = []
+    rich = False
+    for i, block in enumerate(blocks):
+        here = f"{where}.{i}"
+        if not isinstance(block, dict) or not isinstance(block.get("type"), str):
+            raise bad_request(f"{here}: each content block must be an object with a 'type'.", param=here)
+        kind = block["type"]
+        if kind == "text":
+            parts.append(_text_of(block, here))
+        elif kind == "tool_use":
+            rich = True
+            name = block.get("name")
+            if not isinstance(name, str) or not name:
+                raise bad_request(f"{here}.name: a non-empty string is required.", param=f"{here}.name")
+            tool_input = block.get("input", {})
+            if not isinstance(tool_input, dict):
+                raise bad_request(f"{here}.input: must be an object.", param=f"{here}.input")
+            parts.append(f"[tool_use {name}] {json.dumps(tool_input, ensure_ascii=False, sort_keys=True)}")
+        elif kind == "tool_result":
+            rich = True
+            parts.append(_tool_result_text(block, here))
+        elif kind in ("thinking", "redacted_thinking"):
+            # The model's own earlier reasoning: nothing a user wrote, nothing to forward.
+            rich = True
+        else:
+            raise bad_request(f"{here}.type: content blocks of type {kind!r} are not supported by this gateway.",
+                              param=f"{here}.type")
+    return "\n".join(parts), rich
+
+
+def _tool_result_text(block: dict[str, Any], where: str) -> str:
+    content = block.get("content", "")
+    if isinstance(content, str):
+        text = content
+    elif isinstance(content, list):
+        texts = []
+        for i, inner in enumerate(content):
+            here = f"{where}.content.{i}"
+            if not isinstance(inner, dict) or inner.get("type") != "text":
+                raise bad_request(f"{here}: tool results may hold only text blocks here.", param=here)
+            texts.append(_text_of(inner, here))
+        text = "\n".join(texts)
+    else:
+        raise bad_request(f"{where}.content: must be a string or a list of text blocks.", param=f"{where}.content")
+    label = "[tool_result error]" if block.get("is_error") is True else "[tool_result]"
+    return f"{label} {text}"
+
+
+def _text_of(block: dict[str, Any], where: str) -> str:
+    text = block.get("text")
+    if not isinstance(text, str):
+        raise bad_request(f"{where}.text: a string is required.", param=f"{where}.text")
+    return text
+
+
+# --------------------------------------------------------------------------- rendering
+
+def stop_reason(finish_reason: str | None) -> str:
+    """The Anthropic ``stop_reason`` for a neutral finish reason."""
+    return _STOP_REASONS.get(finish_reason or "stop", "end_turn")
+
+
+def render_message(result: ChatResult, req: ChatRequest, message_id: str) -> dict[str, Any]:
+    """The Messages API response object for a complete answer."""
+    return {
+        "id": message_id,
+        "type": "message",
+        "role": "assistant",
+        "model": req.model,
+        "content": [{"type": "text", "text": result.content}],
+        "stop_reason": stop_reason(result.finish_reason),
+        "stop_sequence": None,
+        "usage": {"input_tokens": result.usage.prompt_tokens, "output_tokens": result.usage.completion_tokens},
+    }
+
+
+def _event(name: str, data: dict[str, Any]) -> bytes:
+    payload = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return f"event: {name}\ndata: {payload}\n\n".encode()
+
+
+def sse_error(err: ApiError, request_id: str) -> bytes:
+    """One ``event: error`` frame carrying the error in the Anthropic shape."""
+    return _event("error", err.anthropic_body(request_id))
+
+
+async def render_stream(chunks: AsyncIterator[ChatChunk], req: ChatRequest, message_id: str,
+                        prompt_tokens_hint: int = 0) -> AsyncIterator[bytes]:
+    """Server-sent events for a streamed answer, as the official SDK expects them.
+
+    Nothing is yielded until the first chunk with text (or a finish) arrives,
+    so an upstream failing before its first token raises out of the first
+    ``__anext__`` and the caller may fall back.  A failure after output began
+    ends the stream with an ``error`` event, never a clean ``message_stop``.
+    """
+    iterator = aiter(chunks)
+    try:
+        pending: list[ChatChunk] = []
+        finished = False
+        while True:
+            try:
+                chunk = await anext(iterator)
+            except StopAsyncIteration:
+                finished = True
+                break
+            pending.append(chunk)
+            if chunk.delta or chunk.finish_reason is not None:
+                break
+
+        input_tokens = prompt_tokens_hint
+        yield _event("message_start", {"type": "message_start", "message": {
+            "id": message_id, "type": "message", "role": "assistant", "model": req.model, "content": [],
+            "stop_reason": None, "stop_sequence": None,
+            "usage": {"input_tokens": input_tokens, "output_tokens": 0},
+        }})
+        yield _event("content_block_start", {"type": "content_block_start", "index": 0,
+                                             "content_block": {"type": "text", "text": ""}})
+        yield _event("ping", {"type": "ping"})
+
+        finish: str | None = None
+        output_tokens = 0
+
+        def take(chunk: ChatChunk) -> bytes | None:
+            nonlocal finish, output_tokens, input_tokens
+            if chunk.finish_reason is not None:
+                finish = chunk.finish_reason
+            if chunk.usage is not None:
+                output_tokens = chunk.usage.completion_tokens
+                input_tokens = chunk.usage.prompt_tokens or input_tokens
+            if not chunk.delta:
+                return None
+            return _event("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                                  "delta": {"type": "text_delta", "text": chunk.delta}})
+
+        for chunk in pending:
+            if (frame := take(chunk)) is not None:
+                yield frame
+        if not finished:
+            try:
+                async for chunk in iterator:
+                    if (frame := take(chunk)) is not None:
+                        yield frame
+            except Exception as exc:  # noqa: BLE001 - any failure after output began ends the stream with an error
+                message = exc.message if isinstance(exc, UpstreamError) else "The upstream stream failed."
+                yield sse_error(ApiError(502, f"Upstream stream interrupted: {message}", type="api_error"),
+                                req.request_id)
+                return
+
+        yield _event("content_block_stop", {"type": "content_block_stop", "index": 0})
+        yield _event("message_delta", {"type": "message_delta",
+                                       "delta": {"stop_reason": stop_reason(finish), "stop_sequence": None},
+                                       "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens}})
+        yield _event("message_stop", {"type": "message_stop"})
+    finally:
+        close = getattr(iterator, "aclose", None)
+        if close is not None:
+            await close()

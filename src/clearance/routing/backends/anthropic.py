@@ -1,0 +1,297 @@
+"""An upstream Anthropic Messages API, called for requests of any wire format.
+
+``AnthropicBackend`` translates a neutral ``ChatRequest`` into a
+``POST {base_url}/v1/messages`` call, reads the JSON answer or the
+server-sent event stream back into a ``ChatResult`` or ``ChatChunk`` values,
+and maps every failure to an ``UpstreamError`` whose ``status`` and
+``retryable`` tell the router what to do.  Error messages name the backend
+and the upstream's own explanation, never the API key.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterable
+from contextlib import aclosing
+from typing import Any
+
+import httpx
+
+from clearance.routing.backends.base import UpstreamError
+from clearance.types import ChatChunk, ChatRequest, ChatResult, Usage
+
+DEFAULT_MAX_TOKENS = 1024
+
+# Anthropic stop_reason -> neutral (OpenAI vocabulary) finish_reason.
+_FINISH_REASONS = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "pause_turn": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+}
+
+# Error types in an upstream ``error`` event that the same request will never get past.
+_FINAL_ERROR_TYPES = frozenset({
+    "invalid_request_error", "authentication_error", "permission_error", "not_found_error",
+    "request_too_large",
+})
+
+_MAX_MESSAGE_CHARS = 300
+
+
+def finish_reason(stop_reason: str | None) -> str:
+    """The neutral finish reason for an Anthropic ``stop_reason``."""
+    return _FINISH_REASONS.get(stop_reason or "end_turn", "stop")
+
+
+def build_body(req: ChatRequest, model: str, *, stream: bool) -> dict[str, Any]:
+    """The Messages API request body for a neutral request."""
+    system = "\n\n".join(m.content for m in req.messages if m.role == "system" and m.content)
+    turns: list[dict[str, str]] = []
+    others = [m for m in req.messages if m.role != "system"]
+    for i, message in enumerate(others):
+        role = "assistant" if message.role == "assistant" else "user"
+        content = message.content
+        if not content:
+            # The API rejects empty turns, except a final assistant prefill.
+            if not (role == "assistant" and i == len(others) - 1):
+                continue
+        if turns and turns[-1]["role"] == role:
+            turns[-1]["content"] = f"{turns[-1]['content']}\n\n{content}" if content else turns[-1]["content"]
+        else:
+            turns.append({"role": role, "content": content})
+    if turns and turns[-1]["role"] == "assistant" and not turns[-1]["content"]:
+        turns.pop()
+
+    body: dict[str, Any] = {
+        "model": model,
+        "max_tokens": req.max_tokens or DEFAULT_MAX_TOKENS,
+        "messages": turns,
+    }
+    if system:
+        body["system"] = system
+    if req.temperature is not None:
+        body["temperature"] = min(max(req.temperature, 0.0), 1.0)
+    if req.top_p is not None:
+        body["top_p"] = req.top_p
+    if req.stop:
+        body["stop_sequences"] = list(req.stop)
+    top_k = req.params.get("top_k")
+    if isinstance(top_k, int) and not isinstance(top_k, bool):
+        body["top_k"] = top_k
+    user = req.params.get("user")
+    if isinstance(user, str) and user:
+        body["metadata"] = {"user_id": user}
+    if stream:
+        body["stream"] = True
+    return body
+
+
+class AnthropicBackend:
+    """One upstream Anthropic Messages API server.
+
+    The ``httpx.AsyncClient`` is shared and owned by the caller; ``aclose``
+    releases nothing of its own.
+    """
+
+    def __init__(self, name: str, base_url: str, api_key: str | None, client: httpx.AsyncClient,
+                 timeout: httpx.Timeout | None = None, anthropic_version: str = "2023-06-01"):
+        self.name = name
+        base = base_url.rstrip("/")
+        self._url = f"{base}/messages" if base.endswith("/v1") else f"{base}/v1/messages"
+        self._api_key = api_key
+        self._client = client
+        self._timeout = timeout
+        self._headers = {"anthropic-version": anthropic_version, "content-type": "application/json"}
+        if api_key:
+            self._headers["x-api-key"] = api_key
+
+    # ------------------------------------------------------------------ public
+
+    async def complete(self, req: ChatRequest, model: str) -> ChatResult:
+        body = build_body(req, model, stream=False)
+        try:
+            response = await self._client.post(self._url, json=body, headers=self._headers,
+                                               timeout=self._timeout_arg())
+        except httpx.HTTPError as exc:
+            raise self._transport_error(exc) from None
+        if response.status_code != 200:
+            raise self._status_error(response.status_code, response.content)
+        try:
+            data = response.json()
+        except ValueError:
+            raise self._error("answered with a body that is not JSON") from None
+        if not isinstance(data, dict) or data.get("type") == "error":
+            raise self._error(f"answered with an error: {self._upstream_message(data)}")
+        content = data.get("content")
+        if not isinstance(content, list):
+            raise self._error("answered without a content list")
+        text = "".join(b.get("text", "") for b in content
+                       if isinstance(b, dict) and b.get("type") == "text" and isinstance(b.get("text"), str))
+        return ChatResult(
+            content=text,
+            finish_reason=finish_reason(data.get("stop_reason")),
+            usage=_usage(data.get("usage")),
+            backend=self.name,
+            upstream_model=str(data.get("model") or model),
+        )
+
+    async def stream(self, req: ChatRequest, model: str) -> AsyncIterator[ChatChunk]:
+        body = build_body(req, model, stream=True)
+        headers = {**self._headers, "accept": "text/event-stream"}
+        try:
+            async with self._client.stream("POST", self._url, json=body, headers=headers,
+                                           timeout=self._timeout_arg()) as response:
+                if response.status_code != 200:
+                    raise self._status_error(response.status_code, await response.aread())
+                finished = False
+                async with aclosing(self._read_events(response.aiter_lines())) as chunks:
+                    async for chunk in chunks:
+                        finished = finished or chunk.finish_reason is not None
+                        yield chunk
+        except httpx.HTTPError as exc:
+            raise self._transport_error(exc) from None
+        if not finished:
+            raise self._error("ended its stream before message_stop")
+
+    async def aclose(self) -> None:
+        """Nothing to release: the HTTP client belongs to the caller."""
+
+    # ------------------------------------------------------------------ stream parsing
+
+    async def _read_events(self, lines: AsyncIterator[str]) -> AsyncIterator[ChatChunk]:
+        input_tokens = 0
+        output_tokens = 0
+        stop: str | None = None
+        async for event, data in _sse_events(lines):
+            if event == "ping" or data is None:
+                continue
+            try:
+                payload = json.loads(data)
+            except ValueError:
+                raise self._error(f"sent a {event or 'message'} event that is not JSON") from None
+            if not isinstance(payload, dict):
+                raise self._error(f"sent a malformed {event or 'message'} event")
+            kind = event or payload.get("type")
+            if kind == "error":
+                err = payload.get("error") if isinstance(payload.get("error"), dict) else {}
+                retryable = err.get("type") not in _FINAL_ERROR_TYPES
+                raise self._error(f"failed mid-stream: {self._upstream_message(payload)}", retryable=retryable)
+            if kind == "message_start":
+                usage = _usage((payload.get("message") or {}).get("usage"))
+                input_tokens = usage.prompt_tokens
+                output_tokens = usage.completion_tokens
+            elif kind == "content_block_start":
+                block = payload.get("content_block") or {}
+                if block.get("type") == "text" and isinstance(block.get("text"), str) and block["text"]:
+                    yield ChatChunk(delta=block["text"])
+            elif kind == "content_block_delta":
+                delta = payload.get("delta") or {}
+                if delta.get("type") == "text_delta" and isinstance(delta.get("text"), str) and delta["text"]:
+                    yield ChatChunk(delta=delta["text"])
+            elif kind == "message_delta":
+                stop = (payload.get("delta") or {}).get("stop_reason") or stop
+                usage = payload.get("usage") or {}
+                if _is_count(usage.get("output_tokens")):
+                    output_tokens = usage["output_tokens"]
+                if _is_count(usage.get("input_tokens")):
+                    input_tokens = _usage(usage).prompt_tokens
+            elif kind == "message_stop":
+                yield ChatChunk(finish_reason=finish_reason(stop),
+                                usage=Usage(prompt_tokens=input_tokens, completion_tokens=output_tokens))
+                return
+
+    # ------------------------------------------------------------------ errors
+
+    def _timeout_arg(self) -> Any:
+        return self._timeout if self._timeout is not None else httpx.USE_CLIENT_DEFAULT
+
+    def _error(self, what: str, *, status: int = 502, retryable: bool = True,
+               upstream_status: int | None = None) -> UpstreamError:
+        message = self._scrub(f"Backend {self.name!r} {what}")
+        return UpstreamError(message, status=status, retryable=retryable, upstream_status=upstream_status)
+
+    def _transport_error(self, exc: httpx.HTTPError) -> UpstreamError:
+        if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
+            return self._error("could not be reached (connection failed)")
+        if isinstance(exc, httpx.TimeoutException):
+            return self._error("timed out", status=504)
+        if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError)):
+            return self._error("closed the connection before the answer was complete")
+        return self._error(f"failed ({type(exc).__name__})")
+
+    def _status_error(self, status: int, raw: bytes) -> UpstreamError:
+        try:
+            data: object = json.loads(raw) if raw else None
+        except ValueError:
+            data = None
+        detail = self._upstream_message(data)
+        what = f"answered HTTP {status}" + (f": {detail}" if detail else "")
+        if status == 429:
+            return self._error(what, status=429, upstream_status=429)
+        if status >= 500 or status == 529:
+            return self._error(what, upstream_status=status)
+        return self._error(what, retryable=False, upstream_status=status)
+
+    @staticmethod
+    def _upstream_message(data: object) -> str:
+        if isinstance(data, dict):
+            err = data.get("error")
+            if isinstance(err, dict) and isinstance(err.get("message"), str):
+                kind = err.get("type")
+                text = f"{kind}: {err['message']}" if isinstance(kind, str) else err["message"]
+                return text[:_MAX_MESSAGE_CHARS]
+        return ""
+
+    def _scrub(self, message: str) -> str:
+        if self._api_key:
+            message = message.replace(self._api_key, "[redacted]")
+        return message
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _usage(raw: object) -> Usage:
+    """Neutral usage from an Anthropic usage object; cached input counts as input."""
+    if not isinstance(raw, dict):
+        return Usage()
+    prompt = sum(raw[k] for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+                 if _is_count(raw.get(k)))
+    completion = raw["output_tokens"] if _is_count(raw.get("output_tokens")) else 0
+    return Usage(prompt_tokens=prompt, completion_tokens=completion)
+
+
+async def _sse_events(lines: AsyncIterator[str] | Iterable[str]) -> AsyncIterator[tuple[str | None, str | None]]:
+    """(event, data) pairs from server-sent event lines; data lines are joined with newlines."""
+    event: str | None = None
+    data: list[str] = []
+    async for line in _aiter(lines):
+        if line == "":
+            if event is not None or data:
+                yield event, "\n".join(data) if data else None
+            event, data = None, []
+        elif line.startswith(":"):
+            continue
+        else:
+            field, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            if field == "event":
+                event = value
+            elif field == "data":
+                data.append(value)
+    if event is not None or data:
+        yield event, "\n".join(data) if data else None
+
+
+async def _aiter(lines: AsyncIterator[str] | Iterable[str]) -> AsyncIterator[str]:
+    if hasattr(lines, "__aiter__"):
+        async for line in lines:  # type: ignore[union-attr]
+            yield line.rstrip("\r")
+    else:
+        for line in lines:  # type: ignore[union-attr]
+            yield line.rstrip("\r")
