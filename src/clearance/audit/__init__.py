@@ -1,1 +1,10 @@
-"""Audit: a tamper-evident Merkle log of every decision."""
+"""Audit: a tamper-evident Merkle log of every decision.
+
+``merkle`` holds the pure tree maths, ``checkpoint`` the signed checkpoints,
+``log.AuditLog`` the append path the gateway calls, ``verify`` the full
+check behind ``clearance audit verify``.
+"""
+
+from clearance.audit.merkle import ProofError
+
+__all__ = ["ProofError"]
