@@ -25,8 +25,14 @@ from clearance.types import ChatChunk, ChatRequest, ChatResult, Message
 # Fields a client may send that Clearance reads.
 _KNOWN_FIELDS = frozenset({
     "model", "max_tokens", "messages", "system", "stop_sequences", "temperature",
-    "top_p", "top_k", "stream", "metadata", "service_tier",
+    "top_p", "top_k", "stream", "metadata", "thinking",
 })
+# Hints about the provider's own service that do not change the answer: type-checked, then ignored.
+_IGNORED_STRINGS = ("service_tier", "speed", "user_profile_id", "workspace_id")
+_IGNORED_OBJECTS = ("cache_control", "diagnostics")
+# Fields the API defines that change what the model does and that Clearance cannot honour
+# on every backend; rejected rather than silently dropped.
+_UNSUPPORTED_FIELDS = frozenset({"tools", "tool_choice", "container", "output_config", "inference_geo"})
 
 # finish_reason (OpenAI vocabulary, as backends report it) -> Anthropic stop_reason.
 _STOP_REASONS = {
@@ -53,9 +59,19 @@ def parse_request(body: object, request_id: str) -> ChatRequest:
     """
     if not isinstance(body, dict):
         raise bad_request("The request body must be a JSON object.")
-    unknown = sorted(k for k in body if k not in _KNOWN_FIELDS)
-    if unknown:
-        raise bad_request(f"{unknown[0]}: Extra inputs are not permitted.", param=unknown[0])
+    for key in body:
+        if key in _UNSUPPORTED_FIELDS:
+            if body[key] is None:
+                continue
+            raise bad_request(f"{key}: not supported by this gateway.", param=key)
+        if key in _IGNORED_STRINGS:
+            if body[key] is not None and not isinstance(body[key], str):
+                raise bad_request(f"{key}: must be a string.", param=key)
+        elif key in _IGNORED_OBJECTS:
+            if body[key] is not None and not isinstance(body[key], dict):
+                raise bad_request(f"{key}: must be an object.", param=key)
+        elif key not in _KNOWN_FIELDS:
+            raise bad_request(f"{key}: Extra inputs are not permitted.", param=key)
 
     model = body.get("model")
     if not isinstance(model, str) or not model.strip():
@@ -90,9 +106,12 @@ def parse_request(body: object, request_id: str) -> ChatRequest:
         user_id = metadata.get("user_id")
         if user_id is not None and not isinstance(user_id, str):
             raise bad_request("metadata.user_id: must be a string.", param="metadata.user_id")
-    service_tier = body.get("service_tier")
-    if service_tier is not None and not isinstance(service_tier, str):
-        raise bad_request("service_tier: must be a string.", param="service_tier")
+    thinking = body.get("thinking")
+    if thinking is not None:
+        if not isinstance(thinking, dict) or not isinstance(thinking.get("type"), str):
+            raise bad_request("thinking: must be an object with a 'type'.", param="thinking")
+        if thinking["type"] != "disabled":
+            raise bad_request("thinking: extended thinking is not supported by this gateway.", param="thinking")
 
     stop = body.get("stop_sequences")
     if stop is None:
