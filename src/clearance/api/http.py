@@ -1,0 +1,170 @@
+"""The HTTP endpoints: turn requests into pipeline calls and pipeline results into responses.
+
+Every response carries ``x-request-id``; every error is JSON in the wire
+format the client speaks, never a traceback.  Bodies are read up to the
+configured size limit and no further.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timezone
+
+import orjson
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from clearance import pipeline
+from clearance.api import anthropic as anthropic_wire
+from clearance.api import openai as openai_wire
+from clearance.api.errors import ApiError, bad_request
+from clearance.identity.keys import redact
+from clearance.pipeline import Gateway
+
+log = logging.getLogger("clearance.http")
+_RID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def request_id(request: Request) -> str:
+    rid = request.headers.get("x-request-id", "")
+    return rid if _RID.match(rid) else "req_" + secrets.token_hex(12)
+
+
+def api_key_of(request: Request) -> str | None:
+    auth = request.headers.get("authorization", "")
+    if auth[:7].lower() == "bearer ":
+        return auth[7:].strip() or None
+    return request.headers.get("x-api-key") or None
+
+
+def json_response(body: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers)
+
+
+async def read_json(request: Request, limit: int) -> object:
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            if int(declared) > limit:
+                raise ApiError(413, f"request body is larger than {limit} bytes", code="request_too_large")
+        except ValueError:
+            raise bad_request("invalid Content-Length header") from None
+    body = bytearray()
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise ApiError(413, f"request body is larger than {limit} bytes", code="request_too_large")
+    except ClientDisconnect:
+        raise bad_request("client disconnected while sending the body") from None
+    if not body:
+        raise bad_request("request body is empty; expected a JSON object")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as e:
+        raise bad_request(f"request body is not valid JSON: {e}") from None
+
+
+Handler = Callable[[Request, str], Awaitable[Response]]
+
+
+def endpoint(gw: Gateway, name: str, wire: str, handler: Handler):
+    """Wrap a handler: request id, error rendering, metrics and one log line per request."""
+
+    async def run(request: Request) -> Response:
+        rid = request_id(request)
+        started = time.perf_counter()
+        try:
+            response = await handler(request, rid)
+        except ApiError as err:
+            body = err.anthropic_body(rid) if wire == "anthropic" else err.openai_body(rid)
+            response = json_response(body, err.status, err.headers)
+            if err.status >= 500 or err.status in (401, 403):
+                log.info("request refused", extra={"request_id": rid, "status": err.status, "code": err.code,
+                                                   "key": redact(api_key_of(request) or "")})
+        except Exception:
+            log.exception("unexpected error", extra={"request_id": rid})
+            err = ApiError(502, "the gateway could not serve this request", type="gateway_error", code="gateway_error")
+            body = err.anthropic_body(rid) if wire == "anthropic" else err.openai_body(rid)
+            response = json_response(body, 502)
+        response.headers["x-request-id"] = rid
+        gw.metrics.requests.labels(name, str(response.status_code)).inc()
+        log.debug("request", extra={"request_id": rid, "endpoint": name, "status": response.status_code,
+                                    "ms": round((time.perf_counter() - started) * 1000, 3)})
+        return response
+
+    return run
+
+
+def _sse(stream, backend: str) -> StreamingResponse:
+    return StreamingResponse(stream, media_type="text/event-stream",
+                             headers={"x-clearance-backend": backend, "cache-control": "no-cache"})
+
+
+def build_routes(gw: Gateway) -> list[Route]:
+    limit = gw.config.server.max_body_bytes
+
+    async def chat_completions(request: Request, rid: str) -> Response:
+        body = await read_json(request, limit)
+        req = openai_wire.parse_request(body, rid)
+        adm = await pipeline.admit(gw, req, api_key_of(request))
+        if not req.stream:
+            result = await pipeline.complete(gw, adm, req)
+            return json_response(openai_wire.render_result(result, req),
+                                 headers={"x-clearance-backend": result.backend})
+        backend, chunks = await pipeline.open_stream(gw, adm, req)
+        options = body.get("stream_options") if isinstance(body, dict) else None
+        include_usage = bool(options.get("include_usage")) if isinstance(options, dict) else False
+        return _sse(openai_wire.render_stream(chunks, req, include_usage), backend)
+
+    async def messages(request: Request, rid: str) -> Response:
+        body = await read_json(request, limit)
+        req = anthropic_wire.parse_request(body, rid)
+        adm = await pipeline.admit(gw, req, api_key_of(request))
+        mid = "msg_" + rid.removeprefix("req_")
+        if not req.stream:
+            result = await pipeline.complete(gw, adm, req)
+            return json_response(anthropic_wire.render_message(result, req, mid),
+                                 headers={"x-clearance-backend": result.backend})
+        backend, chunks = await pipeline.open_stream(gw, adm, req)
+        return _sse(anthropic_wire.render_stream(chunks, req, mid), backend)
+
+    async def models(request: Request, rid: str) -> Response:
+        snapshot = gw.snapshots.current
+        now = datetime.now(timezone.utc)
+        principal = pipeline.identify(snapshot, api_key_of(request), now)
+        allowed = set(snapshot.policy.allowed_models(principal, now, principal.use_case))
+        names = [m for m in snapshot.models if m in allowed]
+        return json_response(openai_wire.render_models(names))
+
+    async def healthz(request: Request, rid: str) -> Response:
+        return json_response({"status": "ok"})
+
+    async def readyz(request: Request, rid: str) -> Response:
+        snap = gw.snapshots.current
+        problems = list(snap.errors)
+        if gw.audit is not None and not getattr(gw.audit, "healthy", True):
+            problems.append("audit log is not accepting entries")
+        status = 503 if problems else 200
+        return json_response({"status": "ready" if not problems else "not_ready", "snapshot": snap.hash,
+                              "version": snap.version, "problems": problems}, status)
+
+    async def metrics(request: Request, rid: str) -> Response:
+        return Response(gw.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    def route(path: str, name: str, wire: str, handler: Handler, methods: list[str]) -> Route:
+        return Route(path, endpoint(gw, name, wire, handler), methods=methods)
+
+    return [
+        route("/v1/chat/completions", "chat_completions", "openai", chat_completions, ["POST"]),
+        route("/v1/messages", "messages", "anthropic", messages, ["POST"]),
+        route("/v1/models", "models", "openai", models, ["GET"]),
+        route("/healthz", "healthz", "openai", healthz, ["GET"]),
+        route("/readyz", "readyz", "openai", readyz, ["GET"]),
+        route("/metrics", "metrics", "openai", metrics, ["GET"]),
+    ]

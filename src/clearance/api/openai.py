@@ -1,0 +1,165 @@
+"""The OpenAI chat completions wire format: parse requests, render answers and streams.
+
+``parse_request`` validates a JSON body into a neutral ``ChatRequest``;
+``render_result`` and ``render_stream`` produce exactly what the official
+``openai`` SDK expects, ``usage`` included.  A stream that breaks after it
+started ends with an ``error`` event, never a clean ``[DONE]``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+
+from clearance.api.errors import ApiError, bad_request
+from clearance.types import ChatChunk, ChatRequest, ChatResult, Message, Usage
+
+_KNOWN = {"model", "messages", "stream", "max_tokens", "max_completion_tokens", "temperature", "top_p",
+          "stop", "stream_options", "n"}
+# Parameters passed through to OpenAI-compatible backends when present.
+_PASSTHROUGH = {"presence_penalty", "frequency_penalty", "seed", "response_format", "tools", "tool_choice",
+                "logit_bias", "logprobs", "top_logprobs", "user", "parallel_tool_calls", "metadata"}
+_ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
+
+
+def _text(content: Any, where: str) -> str:
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = []
+        for i, part in enumerate(content):
+            if not isinstance(part, dict):
+                raise bad_request(f"{where}[{i}] must be an object", where)
+            if part.get("type") == "text":
+                if not isinstance(part.get("text"), str):
+                    raise bad_request(f"{where}[{i}].text must be a string", where)
+                parts.append(part["text"])
+        return "\n".join(parts)
+    raise bad_request(f"{where} must be a string or a list of content parts", where)
+
+
+def _number(body: dict, name: str, lo: float, hi: float) -> float | None:
+    v = body.get(name)
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi:
+        raise bad_request(f"'{name}' must be a number between {lo} and {hi}", name)
+    return float(v)
+
+
+def parse_request(body: Any, request_id: str) -> ChatRequest:
+    if not isinstance(body, dict):
+        raise bad_request("request body must be a JSON object")
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise bad_request("'model' is required and must be a string", "model")
+    raw = body.get("messages")
+    if not isinstance(raw, list) or not raw:
+        raise bad_request("'messages' is required and must be a non-empty list", "messages")
+    messages = []
+    for i, m in enumerate(raw):
+        if not isinstance(m, dict):
+            raise bad_request(f"messages[{i}] must be an object", "messages")
+        role = m.get("role")
+        if role not in _ROLES:
+            raise bad_request(f"messages[{i}].role must be one of {sorted(_ROLES)}", "messages")
+        content = _text(m.get("content"), f"messages[{i}].content")
+        extra = {k: v for k, v in m.items() if k in ("name", "tool_calls", "tool_call_id")}
+        if "tool_calls" in extra:  # arguments of tool calls are part of the conversation the guard screens
+            content = "\n".join([content, orjson.dumps(extra["tool_calls"]).decode()]) if content else \
+                orjson.dumps(extra["tool_calls"]).decode()
+        messages.append(Message("system" if role == "developer" else role, content, extra))
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool):
+        raise bad_request("'stream' must be a boolean", "stream")
+    max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
+    if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1):
+        raise bad_request("'max_tokens' must be a positive integer", "max_tokens")
+    stop = body.get("stop")
+    if stop is None:
+        stops: tuple[str, ...] = ()
+    elif isinstance(stop, str):
+        stops = (stop,)
+    elif isinstance(stop, list) and all(isinstance(s, str) for s in stop):
+        stops = tuple(stop)
+    else:
+        raise bad_request("'stop' must be a string or a list of strings", "stop")
+    n = body.get("n")
+    if n not in (None, 1):
+        raise bad_request("only n=1 is supported", "n")
+    params = {k: v for k, v in body.items() if k in _PASSTHROUGH}
+    return ChatRequest(request_id=request_id, model=model, messages=tuple(messages), stream=stream,
+                       max_tokens=max_tokens, temperature=_number(body, "temperature", 0, 2),
+                       top_p=_number(body, "top_p", 0, 1), stop=stops, params=params, wire="openai")
+
+
+def _usage(u: Usage) -> dict[str, int]:
+    return {"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens,
+            "total_tokens": u.total_tokens}
+
+
+def completion_id(request_id: str) -> str:
+    return "chatcmpl-" + request_id.removeprefix("req_")
+
+
+def render_result(result: ChatResult, req: ChatRequest) -> dict[str, Any]:
+    return {
+        "id": completion_id(req.request_id),
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": req.model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": result.content},
+                     "finish_reason": result.finish_reason, "logprobs": None}],
+        "usage": _usage(result.usage),
+    }
+
+
+def _event(obj: dict) -> bytes:
+    return b"data: " + orjson.dumps(obj) + b"\n\n"
+
+
+async def render_stream(chunks: AsyncIterator[ChatChunk], req: ChatRequest, include_usage: bool) -> AsyncIterator[bytes]:
+    """SSE for the openai SDK, ending with an error event if ``chunks`` breaks."""
+    cid, created = completion_id(req.request_id), int(time.time())
+    base = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": req.model}
+
+    def chunk(delta: dict, finish: str | None) -> bytes:
+        return _event({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]})
+
+    usage: Usage | None = None
+    finish: str | None = None
+    try:
+        yield chunk({"role": "assistant", "content": ""}, None)
+        async for c in chunks:
+            if c.delta:
+                yield chunk({"content": c.delta}, None)
+            if c.finish_reason:
+                finish = c.finish_reason
+            if c.usage is not None:
+                usage = c.usage
+        yield chunk({}, finish or "stop")
+        if include_usage:
+            yield _event({**base, "choices": [], "usage": _usage(usage or Usage())})
+        yield b"data: [DONE]\n\n"
+    except Exception as e:  # the stream broke after it started: say so, never finish cleanly
+        error = getattr(e, "message", None) or type(e).__name__
+        yield _event({"error": {"message": f"upstream stream failed: {error}", "type": "upstream_error",
+                                "code": "stream_interrupted", "request_id": req.request_id}})
+    finally:
+        aclose = getattr(chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+def sse_error(err: ApiError, request_id: str) -> bytes:
+    return _event(err.openai_body(request_id))
+
+
+def render_models(names: list[str], created: int = 0) -> dict[str, Any]:
+    return {"object": "list",
+            "data": [{"id": n, "object": "model", "created": created, "owned_by": "clearance"} for n in names]}

@@ -1,0 +1,112 @@
+"""Build the ASGI app from a config: wiring, nothing else.
+
+``create_app(config)`` opens the store, compiles the first snapshot, builds
+the backends, guard and audit log, and returns a Starlette app whose
+lifespan starts and stops them.  ``app_from_env`` is the factory uvicorn's
+workers call, reading the config path from ``$CLEARANCE_CONFIG``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+
+from clearance.api.errors import ApiError
+from clearance.api.http import build_routes, json_response, request_id
+from clearance.config import Config, load_config
+from clearance.logging import setup_logging
+from clearance.metrics import Metrics
+from clearance.pipeline import Gateway
+from clearance.routing.backends.anthropic import AnthropicBackend
+from clearance.routing.backends.openai import OpenAIBackend
+from clearance.routing.router import Router
+from clearance.snapshot import SnapshotHolder
+from clearance.store.db import make_engine, make_sessionmaker, migrate
+
+log = logging.getLogger("clearance.app")
+
+
+def build_backends(config: Config, client: httpx.AsyncClient) -> dict:
+    backends = {}
+    for b in config.backends:
+        timeout = httpx.Timeout(b.timeout_seconds, connect=b.connect_timeout_seconds)
+        cls = AnthropicBackend if b.kind == "anthropic" else OpenAIBackend
+        backends[b.name] = cls(b.name, b.base_url, b.api_key(), client, timeout=timeout)
+    return backends
+
+
+def build_guard(config: Config):
+    if not config.guard.enabled:
+        return None
+    from clearance.guard import load_guard
+
+    return load_guard(config.guard, config.path.parent if config.path else None)
+
+
+def build_audit(config: Config, engine):
+    if not config.audit.enabled:
+        return None
+    from clearance.audit.log import open_audit_log
+
+    return open_audit_log(config, engine)
+
+
+def create_app(config: Config) -> Starlette:
+    config.state_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(config.db_url)
+    migrate(engine)
+    sessions = make_sessionmaker(engine)
+    metrics = Metrics()
+    client = httpx.AsyncClient(limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200,
+                                                   keepalive_expiry=30), http2=False)
+    router = Router(build_backends(config, client), {b.name: b for b in config.backends}, metrics.observe_upstream)
+    gw = Gateway(config=config, snapshots=SnapshotHolder(sessions, config), router=router, metrics=metrics,
+                 guard=build_guard(config), audit=build_audit(config, engine))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app):
+        gw.snapshots.start()
+        if gw.audit is not None:
+            gw.audit.start()
+        log.info("gateway ready", extra={"snapshot": gw.snapshots.current.hash,
+                                         "models": list(gw.snapshots.current.models)})
+        try:
+            yield
+        finally:
+            await gw.snapshots.stop()
+            if gw.audit is not None:
+                await gw.audit.aclose()
+            await client.aclose()
+            engine.dispose()
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        err = ApiError(404, f"no such endpoint: {request.method} {request.url.path}", type="not_found_error",
+                       code="not_found")
+        return json_response(err.openai_body(request_id(request)), 404)
+
+    async def not_allowed(request: Request, exc: Exception) -> Response:
+        err = ApiError(405, f"method {request.method} not allowed on {request.url.path}", code="method_not_allowed")
+        return json_response(err.openai_body(request_id(request)), 405)
+
+    routes = build_routes(gw)
+    try:
+        from clearance.api.admin import admin_routes
+
+        routes += admin_routes(gw, sessions)
+    except ImportError:
+        pass
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: not_found, 405: not_allowed})
+    app.state.gateway = gw
+    return app
+
+
+def app_from_env() -> Starlette:
+    config = load_config(os.environ["CLEARANCE_CONFIG"])
+    setup_logging(config.server.log_format, config.server.log_level)
+    return create_app(config)

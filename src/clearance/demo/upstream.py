@@ -1,0 +1,153 @@
+"""SIMULATED upstream model servers, for the demo and the tests only.
+
+No model weights can be shipped, so the demo's "models" are these small
+servers.  They speak the OpenAI chat completions API and the Anthropic
+Messages API, answer every prompt with deterministic text, and have no
+safety behaviour of their own: any refusal seen through the demo comes from
+Clearance.  Tests switch their behaviour at run time through
+``POST /_control`` ({"mode": "ok" | "error500" | "error429" | "hang" |
+"break_stream", "break_after": N}) to exercise fallback and circuit breaking.
+
+Never point a production route at these.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+WORDS = ("alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november oscar papa "
+         "quebec romeo sierra tango uniform victor whiskey xray yankee zulu").split()
+
+
+def answer_text(provider: str, prompt: str, n_words: int = 24) -> str:
+    """A deterministic answer: the same prompt always gets the same text."""
+    seed = hashlib.sha256(prompt.encode()).digest()
+    words = [WORDS[b % len(WORDS)] for b in seed[:n_words]]
+    return f"[simulated {provider}] " + " ".join(words) + "."
+
+
+def _tokens(text: str) -> int:
+    return max(1, len(text.split()))
+
+
+class Behaviour:
+    def __init__(self) -> None:
+        self.mode = "ok"
+        self.break_after = 2
+        self.calls = 0
+
+
+def _last_user(messages: list) -> str:
+    for m in reversed(messages):
+        if isinstance(m, dict) and m.get("role") == "user":
+            c = m.get("content")
+            if isinstance(c, list):
+                return " ".join(p.get("text", "") for p in c if isinstance(p, dict))
+            return str(c or "")
+    return ""
+
+
+def create_upstream_app(provider: str) -> Starlette:
+    state = Behaviour()
+
+    async def misbehave() -> Response | None:
+        state.calls += 1
+        if state.mode == "error500":
+            return Response(b'{"error":{"message":"simulated failure"}}', 500, media_type="application/json")
+        if state.mode == "error429":
+            return Response(b'{"error":{"message":"simulated rate limit"}}', 429, media_type="application/json")
+        if state.mode == "hang":
+            await asyncio.sleep(3600)
+        return None
+
+    async def chat(request: Request) -> Response:
+        body = orjson.loads(await request.body())
+        if (bad := await misbehave()) is not None:
+            return bad
+        prompt = _last_user(body.get("messages", []))
+        text = answer_text(provider, prompt)
+        words = text.split(" ")
+        ptoks = sum(_tokens(str(m.get("content", ""))) for m in body.get("messages", []) if isinstance(m, dict))
+        usage = {"prompt_tokens": ptoks, "completion_tokens": len(words), "total_tokens": ptoks + len(words)}
+        cid = "chatcmpl-sim" + hashlib.sha256(prompt.encode()).hexdigest()[:12]
+        if not body.get("stream"):
+            return Response(orjson.dumps({
+                "id": cid, "object": "chat.completion", "created": int(time.time()), "model": body.get("model"),
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+                "usage": usage}), media_type="application/json")
+
+        async def events():
+            base = {"id": cid, "object": "chat.completion.chunk", "created": int(time.time()), "model": body.get("model")}
+            for i, w in enumerate(words):
+                if state.mode == "break_stream" and i >= state.break_after:
+                    raise ConnectionResetError("simulated stream break")
+                delta = w if i == 0 else " " + w
+                yield b"data: " + orjson.dumps({**base, "choices": [{"index": 0, "delta": {"content": delta},
+                                                                   "finish_reason": None}]}) + b"\n\n"
+            yield b"data: " + orjson.dumps({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}) + b"\n\n"
+            yield b"data: " + orjson.dumps({**base, "choices": [], "usage": usage}) + b"\n\n"
+            yield b"data: [DONE]\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    async def messages(request: Request) -> Response:
+        body = orjson.loads(await request.body())
+        if (bad := await misbehave()) is not None:
+            return bad
+        prompt = _last_user(body.get("messages", []))
+        text = answer_text(provider, prompt)
+        words = text.split(" ")
+        ptoks = _tokens(str(body.get("system", ""))) + sum(_tokens(str(m.get("content", ""))) for m in body.get("messages", []))
+        mid = "msg_sim" + hashlib.sha256(prompt.encode()).hexdigest()[:12]
+        if not body.get("stream"):
+            return Response(orjson.dumps({
+                "id": mid, "type": "message", "role": "assistant", "model": body.get("model"),
+                "content": [{"type": "text", "text": text}], "stop_reason": "end_turn", "stop_sequence": None,
+                "usage": {"input_tokens": ptoks, "output_tokens": len(words)}}), media_type="application/json")
+
+        def ev(name: str, data: dict) -> bytes:
+            return f"event: {name}\ndata: ".encode() + orjson.dumps(data) + b"\n\n"
+
+        async def events():
+            yield ev("message_start", {"type": "message_start", "message": {
+                "id": mid, "type": "message", "role": "assistant", "model": body.get("model"), "content": [],
+                "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": ptoks, "output_tokens": 0}}})
+            yield ev("content_block_start", {"type": "content_block_start", "index": 0,
+                                             "content_block": {"type": "text", "text": ""}})
+            for i, w in enumerate(words):
+                if state.mode == "break_stream" and i >= state.break_after:
+                    raise ConnectionResetError("simulated stream break")
+                yield ev("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                                 "delta": {"type": "text_delta", "text": w if i == 0 else " " + w}})
+            yield ev("content_block_stop", {"type": "content_block_stop", "index": 0})
+            yield ev("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn",
+                                                                          "stop_sequence": None},
+                                       "usage": {"output_tokens": len(words)}})
+            yield ev("message_stop", {"type": "message_stop"})
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    async def control(request: Request) -> Response:
+        body = orjson.loads(await request.body() or b"{}")
+        state.mode = body.get("mode", state.mode)
+        state.break_after = int(body.get("break_after", state.break_after))
+        return Response(orjson.dumps({"mode": state.mode, "calls": state.calls}), media_type="application/json")
+
+    async def status(request: Request) -> Response:
+        return Response(orjson.dumps({"provider": provider, "mode": state.mode, "calls": state.calls}),
+                        media_type="application/json")
+
+    return Starlette(routes=[
+        Route("/v1/chat/completions", chat, methods=["POST"]),
+        Route("/v1/messages", messages, methods=["POST"]),
+        Route("/_control", control, methods=["POST"]),
+        Route("/_control", status, methods=["GET"]),
+    ])

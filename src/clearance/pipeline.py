@@ -1,0 +1,278 @@
+"""Where a request is decided: identity, guard, policy, routing, audit — in that order.
+
+Each step is one short function taking and returning the plain values of
+``types.py``.  Nothing here knows about HTTP: the ``api`` package parses the
+wire format into a ``ChatRequest`` and renders what these functions return.
+Every failure is an ``ApiError`` with the status and reason the client sees;
+every decision, allowed or not, is written to the audit log before the
+answer is released.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from clearance.api.errors import ApiError
+from clearance.config import Config, ModelSettings
+from clearance.identity.keys import hash_key
+from clearance.routing.backends.base import UpstreamError
+from clearance.routing.router import Attempts, OpenStream, Router
+from clearance.snapshot import Snapshot, SnapshotHolder
+from clearance.types import (AuditEntry, ChatChunk, ChatRequest, ChatResult, Decision, GuardScores, Principal,
+                             Reason, Usage)
+
+if TYPE_CHECKING:
+    from clearance.metrics import Metrics
+
+GUARD_CATEGORIES = ("jailbreak", "cyber_offense")
+
+
+@dataclass
+class Gateway:
+    """Everything a request needs, built once by ``app.py``."""
+
+    config: Config
+    snapshots: SnapshotHolder
+    router: Router
+    metrics: Metrics
+    guard: Any = None  # clearance.guard.Guard, or None when the guard is off
+    audit: Any = None  # clearance.audit.AuditLog, or None when the audit log is off
+
+
+@dataclass(frozen=True)
+class PolicyContext:
+    now: datetime
+    use_case: str
+    guard: dict[str, float]
+
+
+@dataclass
+class Admitted:
+    """A request that passed identity, guard and policy."""
+
+    snapshot: Snapshot
+    principal: Principal
+    model: ModelSettings
+    scores: GuardScores
+    decision: Decision
+    started: float
+    prompt_sha256: str
+
+
+# --- 1. identity -------------------------------------------------------------
+
+def identify(snapshot: Snapshot, api_key: str | None, now: datetime) -> Principal:
+    if not api_key:
+        raise ApiError(401, "missing API key: send 'Authorization: Bearer <key>' or 'x-api-key'",
+                       type="authentication_error", code="missing_api_key")
+    record = snapshot.keys.get(hash_key(api_key))
+    if record is None:
+        raise ApiError(401, "invalid API key", type="authentication_error", code="invalid_api_key")
+    if record.revoked:
+        raise ApiError(401, "API key has been revoked", type="authentication_error", code="revoked_api_key")
+    if record.expires_at is not None and _aware(record.expires_at) <= now:
+        raise ApiError(401, "API key has expired", type="authentication_error", code="expired_api_key")
+    return record.principal
+
+
+def _aware(t: datetime) -> datetime:
+    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+
+
+def find_model(snapshot: Snapshot, name: str) -> ModelSettings:
+    model = snapshot.models.get(name)
+    if model is None:
+        raise ApiError(404, f"model {name!r} does not exist", type="not_found_error", code="model_not_found",
+                       param="model")
+    return model
+
+
+# --- 2. guard ----------------------------------------------------------------
+
+async def screen(gw: Gateway, req: ChatRequest, model: ModelSettings) -> GuardScores:
+    if gw.guard is None:
+        return GuardScores(scores={c: 0.0 for c in GUARD_CATEGORIES}, guard="off")
+    started = time.perf_counter()
+    try:
+        scores = await gw.guard.ascore(req.texts(), model.name)
+    except Exception as e:  # a guard must not raise, but if it does, it could not decide
+        scores = GuardScores(error=f"guard failed: {type(e).__name__}")
+    gw.metrics.guard_latency.observe(time.perf_counter() - started)
+    return scores
+
+
+# --- 3. policy ---------------------------------------------------------------
+
+def decide(snapshot: Snapshot, principal: Principal, model: ModelSettings, scores: GuardScores,
+           now: datetime) -> Decision:
+    if scores.error and model.guard_required:
+        return Decision(False, (Reason("guard-unavailable", "The required prompt guard could not decide", "system"),),
+                        errors=(scores.error,), snapshot_hash=snapshot.hash)
+    guard = {c: float(scores.scores.get(c, 0.0)) for c in GUARD_CATEGORIES}
+    try:
+        return snapshot.policy.decide(principal, model.name, PolicyContext(now, principal.use_case, guard))
+    except Exception as e:  # fail closed
+        return Decision(False, (Reason("policy-error", "Policy evaluation failed", "system"),),
+                        errors=(f"{type(e).__name__}: {e}",), snapshot_hash=snapshot.hash)
+
+
+def _is_guard_block(decision: Decision, scores: GuardScores) -> bool:
+    return any("guard" in r.id for r in decision.reasons) and (bool(scores.flagged) or bool(scores.error))
+
+
+def denial(decision: Decision, scores: GuardScores, model: str) -> ApiError:
+    reasons = [{"id": r.id, "title": r.title, "kind": r.kind} for r in decision.reasons]
+    titles = "; ".join(f"{r.id}: {r.title}" if r.title else r.id for r in decision.reasons) or "no policy permits it"
+    guard = _is_guard_block(decision, scores)
+    kind = "guard_blocked" if guard else "policy_denied"
+    what = "blocked by the prompt guard" if guard else "denied by policy"
+    return ApiError(403, f"request to model {model!r} {what} ({titles})", type=kind, code=kind, reasons=reasons)
+
+
+# --- 4. audit ----------------------------------------------------------------
+
+def prompt_digest(req: ChatRequest) -> str:
+    h = hashlib.sha256()
+    for m in req.messages:
+        h.update(m.role.encode())
+        h.update(b"\x00")
+        h.update(m.content.encode())
+        h.update(b"\x00")
+    return h.hexdigest()
+
+
+def _now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+def entry(req: ChatRequest, *, kind: str, decision: str, principal: Principal | None = None,
+          adm: Admitted | None = None, backend: str = "", attempts: Attempts | None = None,
+          usage: Usage | None = None, completion: str | None = None, status: int = 200, error: str = "",
+          reasons: list[str] | None = None, snapshot_hash: str = "", started: float | None = None) -> AuditEntry:
+    p = adm.principal if adm else principal
+    t0 = adm.started if adm else started
+    return AuditEntry(
+        time=_now_iso(), request_id=req.request_id, kind=kind,
+        principal=p.user_id if p else "", org=p.org_id if p else "", model=req.model, decision=decision,
+        backend=backend, reasons=reasons if reasons is not None else (adm.decision.reason_ids if adm else []),
+        snapshot=adm.snapshot.hash if adm else snapshot_hash,
+        guard=dict(adm.scores.scores) if adm else {},
+        prompt_sha256=adm.prompt_sha256 if adm else prompt_digest(req),
+        completion_sha256=hashlib.sha256(completion.encode()).hexdigest() if completion is not None else "",
+        prompt_tokens=usage.prompt_tokens if usage else 0,
+        completion_tokens=usage.completion_tokens if usage else 0,
+        latency_ms=round((time.perf_counter() - t0) * 1000, 3) if t0 else 0.0,
+        fallbacks=attempts.fallbacks if attempts else [], status=status, error=error,
+    )
+
+
+async def record(gw: Gateway, e: AuditEntry) -> None:
+    """Commit an audit entry; if the log cannot take it, the answer is not released."""
+    if gw.audit is None:
+        return
+    try:
+        await gw.audit.append(e)
+    except Exception:
+        raise ApiError(503, "the audit log is unavailable; the request was not served",
+                       type="audit_unavailable", code="audit_unavailable") from None
+
+
+# --- the request path --------------------------------------------------------
+
+async def admit(gw: Gateway, req: ChatRequest, api_key: str | None) -> Admitted:
+    """Identity, guard and policy.  Raises ApiError (401/404/403) when the request may not go on."""
+    started = time.perf_counter()
+    snapshot = gw.snapshots.current
+    now = datetime.now(timezone.utc)
+    principal = identify(snapshot, api_key, now)
+    model = find_model(snapshot, req.model)
+    scores = await screen(gw, req, model)
+    decision = decide(snapshot, principal, model, scores, now)
+    adm = Admitted(snapshot, principal, model, scores, decision, started, prompt_digest(req))
+    label = "allow" if decision.allowed else ("guard_block" if _is_guard_block(decision, scores) else "deny")
+    gw.metrics.decisions.labels(model.name, label).inc()
+    if not decision.allowed:
+        err = denial(decision, scores, model.name)
+        await record(gw, entry(req, kind="decision", decision=label, adm=adm, status=403,
+                               error="; ".join(decision.errors)))
+        raise err
+    return adm
+
+
+def _count_fallbacks(gw: Gateway, model: str, attempts: Attempts) -> None:
+    for name in attempts.fallbacks:
+        gw.metrics.fallbacks.labels(model, name).inc()
+
+
+async def complete(gw: Gateway, adm: Admitted, req: ChatRequest) -> ChatResult:
+    """Serve a non-streaming request; the audit entry is committed before the answer returns."""
+    try:
+        result, attempts = await gw.router.complete(req, adm.model)
+    except UpstreamError as err:
+        await record(gw, entry(req, kind="decision", decision="allow", adm=adm, status=err.status,
+                               error=err.message))
+        raise _upstream_error(err) from None
+    _count_fallbacks(gw, adm.model.name, attempts)
+    await record(gw, entry(req, kind="decision", decision="allow", adm=adm, backend=result.backend,
+                           attempts=attempts, usage=result.usage, completion=result.content))
+    return result
+
+
+def _upstream_error(err: UpstreamError) -> ApiError:
+    kind = {429: "rate_limited", 503: "no_backend_available", 504: "upstream_timeout"}.get(err.status, "upstream_error")
+    return ApiError(err.status, err.message, type=kind, code=kind)
+
+
+async def open_stream(gw: Gateway, adm: Admitted, req: ChatRequest) -> tuple[str, AsyncIterator[ChatChunk]]:
+    """Start a stream: the decision entry is committed before the first byte is released.
+
+    Returns the serving backend's name and the stream's chunks; when the
+    chunks end (finished, broken or abandoned by the client) the completion
+    entry is committed.
+    """
+    try:
+        opened = await gw.router.open_stream(req, adm.model)
+    except UpstreamError as err:
+        await record(gw, entry(req, kind="decision", decision="allow", adm=adm, status=err.status,
+                               error=err.message))
+        raise _upstream_error(err) from None
+    _count_fallbacks(gw, adm.model.name, opened.attempts)
+    await record(gw, entry(req, kind="decision", decision="allow", adm=adm, backend=opened.backend,
+                           attempts=opened.attempts))
+
+    async def on_end(text: str, usage: Usage | None, error: str | None) -> None:
+        e = entry(req, kind="completion", decision="allow", adm=adm, backend=opened.backend,
+                  attempts=opened.attempts, usage=usage, completion=text, status=200 if not error else 502,
+                  error=error or "")
+        try:
+            await record(gw, e)
+        except ApiError:
+            pass  # the stream has already been sent; the failure is logged by the audit log
+
+    return opened.backend, _tracked(opened, on_end)
+
+
+async def _tracked(opened: OpenStream, on_end) -> AsyncIterator[ChatChunk]:
+    parts: list[str] = []
+    usage: Usage | None = None
+    error: str | None = None
+    try:
+        yield opened.first
+        parts.append(opened.first.delta)
+        usage = opened.first.usage or usage
+        async for c in opened.rest:
+            if c.delta:
+                parts.append(c.delta)
+            if c.usage is not None:
+                usage = c.usage
+            yield c
+    except Exception as e:
+        error = getattr(e, "message", None) or type(e).__name__
+        raise
+    finally:
+        await on_end("".join(parts), usage, error)

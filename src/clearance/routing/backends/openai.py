@@ -1,0 +1,135 @@
+"""Backend for any OpenAI-compatible chat completions server.
+
+vLLM, Ollama, llama.cpp server, TGI and hosted APIs all speak this format.
+Transport errors and bad statuses become ``UpstreamError`` with the status
+the gateway should answer with and whether a fallback may be tried.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import orjson
+
+from clearance.routing.backends.base import UpstreamError
+from clearance.routing.backends.sse import iter_sse
+from clearance.types import ChatChunk, ChatRequest, ChatResult, Usage
+
+
+def classify_transport_error(name: str, exc: Exception) -> UpstreamError:
+    if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
+        return UpstreamError(f"backend {name}: cannot connect", status=502)
+    if isinstance(exc, httpx.TimeoutException):
+        return UpstreamError(f"backend {name}: timed out", status=504)
+    return UpstreamError(f"backend {name}: {type(exc).__name__}", status=502)
+
+
+def status_error(name: str, status: int, body: bytes) -> UpstreamError:
+    detail = ""
+    try:
+        err = orjson.loads(body).get("error")
+        detail = (err.get("message") if isinstance(err, dict) else str(err or ""))[:300]
+    except Exception:
+        pass
+    msg = f"backend {name} answered {status}" + (f": {detail}" if detail else "")
+    if status == 429:
+        return UpstreamError(msg, status=429, retryable=True, upstream_status=status)
+    if status >= 500:
+        return UpstreamError(msg, status=502, retryable=True, upstream_status=status)
+    return UpstreamError(msg, status=502, retryable=False, upstream_status=status)
+
+
+def request_body(req: ChatRequest, model: str) -> dict[str, Any]:
+    body: dict[str, Any] = dict(req.params)
+    body["model"] = model
+    body["messages"] = [{"role": m.role, "content": m.content, **m.extra} for m in req.messages]
+    if req.max_tokens is not None:
+        body["max_tokens"] = req.max_tokens
+    if req.temperature is not None:
+        body["temperature"] = req.temperature
+    if req.top_p is not None:
+        body["top_p"] = req.top_p
+    if req.stop:
+        body["stop"] = list(req.stop)
+    if req.stream:
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+    return body
+
+
+def _usage(u: dict | None) -> Usage | None:
+    if not isinstance(u, dict):
+        return None
+    return Usage(int(u.get("prompt_tokens") or 0), int(u.get("completion_tokens") or 0))
+
+
+class OpenAIBackend:
+    def __init__(self, name: str, base_url: str, api_key: str | None, client: httpx.AsyncClient,
+                 timeout: httpx.Timeout | None = None):
+        self.name = name
+        self.url = base_url.rstrip("/") + "/chat/completions"
+        self.headers = {"content-type": "application/json"}
+        if api_key:
+            self.headers["authorization"] = f"Bearer {api_key}"
+        self.client = client
+        self.timeout = timeout
+
+    async def complete(self, req: ChatRequest, model: str) -> ChatResult:
+        body = orjson.dumps(request_body(req, model))
+        try:
+            r = await self.client.post(self.url, content=body, headers=self.headers, timeout=self.timeout)
+        except httpx.HTTPError as e:
+            raise classify_transport_error(self.name, e) from None
+        if r.status_code != 200:
+            raise status_error(self.name, r.status_code, r.content)
+        try:
+            data = orjson.loads(r.content)
+            choice = data["choices"][0]
+            content = choice.get("message", {}).get("content") or ""
+            return ChatResult(content=content, finish_reason=choice.get("finish_reason") or "stop",
+                              usage=_usage(data.get("usage")) or Usage(), backend=self.name,
+                              upstream_model=str(data.get("model") or model))
+        except Exception:
+            raise UpstreamError(f"backend {self.name}: malformed response", status=502) from None
+
+    async def stream(self, req: ChatRequest, model: str) -> AsyncIterator[ChatChunk]:
+        body = orjson.dumps(request_body(req, model))
+        finished = False
+        try:
+            async with self.client.stream("POST", self.url, content=body, headers=self.headers,
+                                          timeout=self.timeout) as r:
+                if r.status_code != 200:
+                    raise status_error(self.name, r.status_code, await r.aread())
+                finish: str | None = None
+                async for _event, data in iter_sse(r):
+                    if data == "[DONE]":
+                        finished = True
+                        break
+                    try:
+                        obj = orjson.loads(data)
+                    except orjson.JSONDecodeError:
+                        raise UpstreamError(f"backend {self.name}: malformed stream", status=502) from None
+                    if "error" in obj:
+                        raise UpstreamError(f"backend {self.name}: error in stream", status=502)
+                    usage = _usage(obj.get("usage"))
+                    for choice in obj.get("choices") or []:
+                        delta = (choice.get("delta") or {}).get("content") or ""
+                        finish = choice.get("finish_reason") or finish
+                        if delta:
+                            yield ChatChunk(delta=delta)
+                    if usage is not None:
+                        yield ChatChunk(finish_reason=finish or "stop", usage=usage)
+                        finish = None
+                        finished = True
+                if finish is not None:
+                    yield ChatChunk(finish_reason=finish)
+                    finished = True
+        except httpx.HTTPError as e:
+            raise classify_transport_error(self.name, e) from None
+        if not finished:
+            raise UpstreamError(f"backend {self.name}: stream ended early", status=502)
+
+    async def aclose(self) -> None:
+        return None
