@@ -1,0 +1,54 @@
+"""Build the audit log's signer, verifier and ``AuditLog`` from a loaded config.
+
+The gateway calls ``open_audit_log(config, engine)`` once at start-up; the
+CLI uses the same functions, so keys are found the same way everywhere.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Engine
+
+from clearance.audit.checkpoint import CheckpointSigner, NoteError, NoteVerifier, load_verifier
+from clearance.audit.log import AuditLog
+
+if TYPE_CHECKING:
+    from clearance.config import Config
+
+
+def signing_key_path(config: Config) -> Path | None:
+    """The configured signing key file, resolved against the config's folder."""
+    return config.resolve(config.audit.signing_key) if config.audit.signing_key else None
+
+
+def signer_from_config(config: Config) -> CheckpointSigner | None:
+    """The checkpoint signer, or None when no signing key is configured.
+
+    Raises ``NoteError`` when a key is configured but cannot be read or names
+    a different log than ``audit.origin``.
+    """
+    path = signing_key_path(config)
+    if path is None:
+        return None
+    signer = CheckpointSigner.load(path)
+    if signer.name != config.audit.origin:
+        raise NoteError(f"signing key {path} is for {signer.name!r}, but audit.origin is {config.audit.origin!r}")
+    return signer
+
+
+def verifier_from_config(config: Config, key: str | None = None) -> NoteVerifier | None:
+    """The verifier from ``key`` (a key or a file), ``audit.verifier_key`` or the signing key."""
+    if key:
+        return load_verifier(key)
+    vk = config.audit.verifier_key
+    if vk:
+        return load_verifier(vk if "+" in vk and not config.resolve(vk).is_file() else config.resolve(vk))
+    signer = signer_from_config(config)
+    return signer.verifier if signer is not None else None
+
+
+def open_audit_log(config: Config, engine: Engine) -> AuditLog:
+    """An ``AuditLog`` for ``config`` on ``engine`` (not started; ``append`` starts it)."""
+    return AuditLog(engine, config.audit, signer_from_config(config))
