@@ -222,3 +222,21 @@ def key_list(config_path: str, user_id: str | None) -> None:
         state = "revoked" if k.revoked_at else "active"
         click.echo(f"{k.id}\t{k.user_id}\t{state}\tuse_case={k.use_case or '-'}\t"
                    f"expires={k.expires_at.isoformat() if k.expires_at else 'never'}")
+
+
+@main.command()
+@click.option("--port", type=int, default=8080, show_default=True, help="Port of the gateway.")
+@click.option("--state-dir", type=click.Path(file_okay=False), default="clearance-demo", show_default=True,
+              help="Where the demo's config, store, keys and audit log live.")
+def demo(port: int, state_dir: str) -> None:
+    """Run the demo: simulated upstreams, the demo world, and the gateway."""
+    from pathlib import Path
+
+    from clearance.demo.run import run_demo
+
+    run_demo(port, Path(state_dir))
+
+
+from clearance.audit.cli import audit  # noqa: E402
+
+main.add_command(audit)
