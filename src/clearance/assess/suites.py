@@ -54,6 +54,7 @@ class SuiteItem:
     prompt: str
     category: str
     objective_id: str
+    objective: str = ""
     template_id: str = ""
     template_family: str = ""
 
@@ -258,10 +259,10 @@ def build_suite(spec: dict[str, Any], seed: int = 0, name: str = "custom") -> Su
             except (KeyError, IndexError, ValueError) as e:
                 raise SuiteError(f"template {t.id!r} cannot be filled: {e}") from None
             items.append(SuiteItem(id=f"{t.id}::{o.id}", kind="attack", prompt=prompt, category=o.category,
-                                   objective_id=o.id, template_id=t.id, template_family=t.family))
+                                   objective_id=o.id, objective=o.text, template_id=t.id, template_family=t.family))
     for b in bens:
         items.append(SuiteItem(id=f"benign::{b.id}", kind="benign", prompt=b.text, category=b.category,
-                               objective_id=b.id))
+                               objective_id=b.id, objective=b.text))
     return Suite(name=name, seed=seed, items=tuple(items), templates=tuple(tpls), objectives=tuple(objs),
                  benign=tuple(bens))
 
