@@ -2,10 +2,27 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+BuiltinPolicy = Literal["guard", "approval"]
 
 
 class PolicySettings(BaseModel):
+    """Where the base policies come from and how decisions are cached.
+
+    ``files`` are Cedar policy files reviewed like code, relative to the config
+    file.  ``builtin`` names the policy files shipped with Clearance that are
+    always loaded: ``guard`` (refuse prompts the guard flagged) and
+    ``approval`` (approval-required models and the approval template).  Drop
+    ``guard`` from the list to supply your own thresholds in a file.
+    """
+
     model_config = ConfigDict(extra="forbid")
 
     enabled: bool = True
+    files: list[str] = Field(default_factory=list)
+    builtin: list[BuiltinPolicy] = Field(default_factory=lambda: ["guard", "approval"])
+    # Decisions cached per compiled snapshot (0 disables the cache).
+    decision_cache_size: int = Field(default=100_000, ge=0)

@@ -1,0 +1,401 @@
+"""The policy engine: a compiled, immutable Cedar policy set and entity store that answers decisions.
+
+``compile_policy`` reads the store and config once and builds a
+``PolicyEngine``; the snapshot builder calls it whenever the control-plane
+version moves.  ``PolicyEngine.decide`` never parses policy text or touches
+the database.  Every way a decision can go wrong (unknown caller or model, a
+missing or invalid guard score, an evaluation error, no decision) is a deny
+whose reasons say why.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import cedarpy
+from sqlalchemy.orm import Session
+
+from clearance.config import Config
+from clearance.policy.analysis import Breakpoints, context_breakpoints
+from clearance.policy.cedartext import NAMESPACE, PolicyTextError, check_policy_text, schema, schema_text
+from clearance.policy.clock import cedar_datetime, cedar_datetime_ms, epoch_ms, utcnow
+from clearance.policy.world import PolicyCompileError, PolicyWorld, load_world
+from clearance.types import Decision, Principal, Reason
+
+GUARD_CATEGORIES: tuple[str, ...] = ("jailbreak", "cyber_offense")
+ACTIONS: tuple[str, ...] = ("invoke", "list")
+MODEL_ATTRIBUTES: dict[str, type] = {"approval_required": bool, "self_hosted": bool, "cyber_capable": bool}
+APPROVAL_TEMPLATE = "approval"
+
+_USER = f"{NAMESPACE}::User"
+_ORG = f"{NAMESPACE}::Org"
+_GROUP = f"{NAMESPACE}::OrgGroup"
+_MODEL = f"{NAMESPACE}::Model"
+_FAMILY = f"{NAMESPACE}::ModelFamily"
+_APPROVALS = f"{NAMESPACE}::ApprovalList"
+_ACTION = f"{NAMESPACE}::Action"
+_ERR_POLICY = re.compile(r"policy `([^`]+)`")
+
+__all__ = ["PolicyContext", "PolicyEngine", "compile_policy", "build_engine", "PolicyCompileError", "GUARD_CATEGORIES"]
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyContext:
+    """The request context of one decision.
+
+    ``now`` should be timezone-aware (a naive value is taken as UTC).
+    ``guard`` must hold a score in 0..1 for every category in
+    ``GUARD_CATEGORIES``; pass 0.0 for a category no guard screens.
+    """
+
+    now: datetime
+    use_case: str = ""
+    guard: Mapping[str, float] = field(default_factory=dict)
+
+
+def _system(id_: str, title: str) -> Reason:
+    return Reason(id=id_, title=title, kind="system")
+
+
+DEFAULT_DENY = _system("default-deny", "No policy permits this principal to use this model")
+
+
+def _deny(snapshot: str, reason: Reason, *errors: str) -> Decision:
+    return Decision(allowed=False, reasons=(reason,), errors=tuple(errors), snapshot_hash=snapshot)
+
+
+def _uid(type_: str, id_: str) -> dict[str, str]:
+    return {"type": type_, "id": id_}
+
+
+def _decimal(units: int) -> dict:
+    return {"__extn": {"fn": "decimal", "arg": f"{units // 10_000}.{units % 10_000:04d}"}}
+
+
+def _window(start: datetime | None, end: datetime | None) -> dict | None:
+    """A JSON-form condition ``context.now >= start && context.now < end`` (either side optional)."""
+    now = {".": {"left": {"Var": "context"}, "attr": "now"}}
+    parts = []
+    if start is not None:
+        parts.append({">=": {"left": now, "right": {"datetime": [{"Value": cedar_datetime(start)}]}}})
+    if end is not None:
+        parts.append({"<": {"left": now, "right": {"datetime": [{"Value": cedar_datetime(end)}]}}})
+    if not parts:
+        return None
+    body = parts[0]
+    for p in parts[1:]:
+        body = {"&&": {"left": body, "right": p}}
+    return {"kind": "when", "body": body}
+
+
+class PolicyEngine:
+    """A compiled policy set, entity store and schema; immutable once built.
+
+    ``hash`` is the SHA-256 of everything compiled (schema, policies, entities).
+    Decisions are cached per engine when the policies compare the context only
+    against literals (see ``analysis.py``); the cache key holds the interval
+    ``now`` and each guard score fall in, so time windows and guard thresholds
+    are honoured exactly.
+    """
+
+    def __init__(
+        self, *, policies: cedarpy.PolicySet, entities: cedarpy.Entities, reasons: dict[str, Reason],
+        users: dict[str, str], models: tuple[str, ...], breakpoints: Breakpoints | None,
+        hash_: str, cache_size: int, counts: dict[str, int],
+    ) -> None:
+        self._policies = policies
+        self._entities = entities
+        self._reasons = reasons
+        self._users = users
+        self._model_set = frozenset(models)
+        self._bp = breakpoints if cache_size > 0 else None
+        self._cache: dict[tuple, Decision] = {}
+        self._cache_size = cache_size
+        self.models: tuple[str, ...] = models
+        self.hash: str = hash_
+        self.counts: dict[str, int] = dict(counts)
+
+    @property
+    def cacheable(self) -> bool:
+        """Whether decisions of this engine are cached (see ``analysis.context_breakpoints``)."""
+        return self._bp is not None
+
+    def reason(self, policy_id: str) -> Reason:
+        return self._reasons.get(policy_id) or Reason(id=policy_id, title="", kind="policy")
+
+    # -- decisions ----------------------------------------------------------
+
+    def decide(self, principal: Principal, model: str, context: PolicyContext, action: str = "invoke") -> Decision:
+        """Whether ``principal`` may perform ``action`` (``invoke``) on ``model`` in ``context``."""
+        prepared = self._prepare(principal, model, context, action)
+        if isinstance(prepared, Decision):
+            return prepared
+        key, request = prepared
+        if key is not None:
+            hit = self._cache.get(key)
+            if hit is not None:
+                return hit
+        try:
+            result = cedarpy.is_authorized(request, self._policies, self._entities)
+        except Exception as e:  # noqa: BLE001 - any failure of the evaluator is a deny
+            return _deny(self.hash, _system("evaluation-error", "The policy engine could not evaluate this request"),
+                         f"{type(e).__name__}: {e}")
+        return self._finish(key, result)
+
+    def allowed_models(self, principal: Principal, now: datetime, use_case: str = "") -> list[str]:
+        """The models ``principal`` may invoke at ``now`` with no guard flags (for ``/v1/models``)."""
+        ctx = PolicyContext(now=now, use_case=use_case, guard={c: 0.0 for c in GUARD_CATEGORIES})
+        out: list[str] = []
+        pending: list[tuple[str, tuple | None, dict]] = []
+        for m in self.models:
+            prepared = self._prepare(principal, m, ctx, "invoke")
+            if isinstance(prepared, Decision):
+                continue
+            key, request = prepared
+            hit = self._cache.get(key) if key is not None else None
+            if hit is not None:
+                if hit.allowed:
+                    out.append(m)
+            else:
+                pending.append((m, key, request))
+        if pending:
+            try:
+                results = cedarpy.is_authorized_batch([p[2] for p in pending], self._policies, self._entities)
+            except Exception:  # noqa: BLE001 - fail closed: list nothing we could not decide
+                results = []
+            for (m, key, _), result in zip(pending, results):
+                if self._finish(key, result).allowed:
+                    out.append(m)
+        order = {m: i for i, m in enumerate(self.models)}
+        return sorted(out, key=order.__getitem__)
+
+    def _prepare(self, principal: Principal, model: str, context: PolicyContext, action: str):
+        org = self._users.get(principal.user_id)
+        if org is None:
+            return _deny(self.hash, _system("unknown-principal", "The caller is not a known user"))
+        if principal.org_id and principal.org_id != org:
+            return _deny(self.hash, _system("principal-mismatch", "The caller's organisation does not match the store"))
+        if model not in self._model_set:
+            return _deny(self.hash, _system("unknown-model", "No such model"))
+        if action not in ACTIONS:
+            return _deny(self.hash, _system("unknown-action", "No such action"))
+        units: list[int] = []
+        for cat in GUARD_CATEGORIES:
+            v = context.guard.get(cat)
+            if v is None:
+                return _deny(self.hash, _system("guard-score-missing", f"No {cat} score from the guard stage"))
+            try:
+                f = float(v)
+            except (TypeError, ValueError):
+                f = math.nan
+            if not (0.0 <= f <= 1.0):
+                return _deny(self.hash, _system("guard-score-invalid", f"The {cat} score is not a number in 0..1"))
+            units.append(round(f * 10_000))
+        try:
+            now_ms = epoch_ms(context.now)
+        except (TypeError, AttributeError, OverflowError):
+            return _deny(self.hash, _system("context-invalid", "The request time is not a valid instant"))
+        key = None
+        if self._bp is not None:
+            key = (action, principal.user_id, model, context.use_case, self._bp.now_bucket(now_ms),
+                   tuple(self._bp.guard_bucket(c, u) for c, u in zip(GUARD_CATEGORIES, units)))
+        request = {
+            "principal": _uid(_USER, principal.user_id),
+            "action": _uid(_ACTION, action),
+            "resource": _uid(_MODEL, model),
+            "context": {
+                "now": {"__extn": {"fn": "datetime", "arg": cedar_datetime_ms(now_ms)}},
+                "use_case": str(context.use_case),
+                "guard": {c: _decimal(u) for c, u in zip(GUARD_CATEGORIES, units)},
+            },
+        }
+        return key, request
+
+    def _finish(self, key: tuple | None, result: cedarpy.AuthzResult) -> Decision:
+        diag = result.diagnostics
+        if diag.errors:
+            ids = []
+            for err in diag.errors:
+                m = _ERR_POLICY.search(err)
+                if m:
+                    ids.append(m.group(1))
+            reasons = (_system("evaluation-error", "A policy could not be evaluated; denied to be safe"),
+                       *self._dedupe(ids))
+            return Decision(False, reasons, tuple(diag.errors), self.hash)
+        decision = result.decision
+        if decision == cedarpy.Decision.Allow:
+            out = Decision(True, self._dedupe(diag.reasons), (), self.hash)
+        elif decision == cedarpy.Decision.Deny:
+            reasons = self._dedupe(diag.reasons) or (DEFAULT_DENY,)
+            out = Decision(False, reasons, (), self.hash)
+        else:
+            return _deny(self.hash, _system("no-decision", "The policy engine reached no decision"))
+        if key is not None:
+            if len(self._cache) >= self._cache_size:
+                self._cache.clear()
+            self._cache[key] = out
+        return out
+
+    def _dedupe(self, policy_ids: list[str]) -> tuple[Reason, ...]:
+        seen: dict[str, Reason] = {}
+        for pid in policy_ids:
+            r = self.reason(pid)
+            seen.setdefault(r.id, r)
+        return tuple(seen.values())
+
+
+# -- compiling ----------------------------------------------------------------
+
+
+def compile_policy(session: Session, config: Config) -> PolicyEngine:
+    """Compile the store and config into a ``PolicyEngine``; raises ``PolicyCompileError``."""
+    return build_engine(load_world(session, config, now=utcnow()))
+
+
+def _annotated(est: dict, source: str) -> tuple[str, str]:
+    ann = est.get("annotations") or {}
+    pid = ann.get("id")
+    if not pid:
+        raise PolicyCompileError(f"{source}: every policy needs an @id(\"...\") annotation (and a @title)")
+    return pid, ann.get("title", "")
+
+
+def _model_attrs(name: str, attrs: Mapping[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(attrs) - set(MODEL_ATTRIBUTES))
+    if unknown:
+        raise PolicyCompileError(
+            f"model {name!r}: unknown policy attributes {unknown}; known: {sorted(MODEL_ATTRIBUTES)}")
+    out: dict[str, Any] = {}
+    for k, typ in MODEL_ATTRIBUTES.items():
+        v = attrs.get(k, False)
+        if not isinstance(v, typ):
+            raise PolicyCompileError(f"model {name!r}: attribute {k!r} must be a {typ.__name__}")
+        out[k] = v
+    out["approvals"] = {"__entity": _uid(_APPROVALS, name)}
+    return out
+
+
+def _entities_json(world: PolicyWorld) -> list[dict]:
+    approved: dict[str, set[str]] = {}
+    for a in world.approvals:
+        approved.setdefault(a.org, set()).add(a.model)
+    model_names = {m.name for m in world.models}
+    ents: list[dict] = [{"uid": _uid(_GROUP, g), "attrs": {}, "parents": []} for g in world.groups]
+    for m in world.models:
+        ents.append({"uid": _uid(_APPROVALS, m.name), "attrs": {}, "parents": []})
+    for slug in sorted(world.orgs):
+        parents = [_uid(_GROUP, g) for g in world.orgs[slug]]
+        parents += [_uid(_APPROVALS, m) for m in sorted(approved.get(slug, ())) if m in model_names]
+        ents.append({"uid": _uid(_ORG, slug), "attrs": {}, "parents": parents})
+    for u in world.users:
+        if u.org not in world.orgs:
+            raise PolicyCompileError(f"user {u.id!r} belongs to unknown org {u.org!r}")
+        ents.append({
+            "uid": _uid(_USER, u.id),
+            "attrs": {"nationality": u.nationality, "us_person": u.us_person, "verified": u.verified},
+            "parents": [_uid(_ORG, u.org)],
+        })
+    families = sorted({m.family for m in world.models if m.family})
+    ents += [{"uid": _uid(_FAMILY, f), "attrs": {}, "parents": []} for f in families]
+    for m in world.models:
+        ents.append({
+            "uid": _uid(_MODEL, m.name),
+            "attrs": _model_attrs(m.name, m.attributes),
+            "parents": [_uid(_FAMILY, m.family)] if m.family else [],
+        })
+    return ents
+
+
+def build_engine(world: PolicyWorld) -> PolicyEngine:
+    """Compile a ``PolicyWorld`` into a ``PolicyEngine``; raises ``PolicyCompileError``."""
+    static: dict[str, dict] = {}
+    templates: dict[str, dict] = {}
+    reasons: dict[str, Reason] = {}
+    seen_ids: dict[str, str] = {}
+
+    for src in world.sources:
+        try:
+            est = check_policy_text(src.text, src.name, allow_templates=True)
+        except PolicyTextError as e:
+            raise PolicyCompileError(str(e)) from None
+        for kind, bucket in (("staticPolicies", static), ("templates", templates)):
+            for pol in est[kind].values():
+                pid, title = _annotated(pol, src.name)
+                if pid in seen_ids:
+                    raise PolicyCompileError(f"{src.name}: policy id {pid!r} is already used in {seen_ids[pid]}")
+                seen_ids[pid] = src.name
+                bucket[f"base:{pid}"] = pol
+                reasons[f"base:{pid}"] = Reason(id=pid, title=title, kind="policy")
+
+    for d in world.directives:
+        try:
+            est = check_policy_text(d.text, f"directive {d.id}")
+        except PolicyTextError as e:
+            raise PolicyCompileError(str(e)) from None
+        window = _window(d.effective_at, d.expires_at)
+        for i, pol in enumerate(est["staticPolicies"].values()):
+            pol = dict(pol)
+            pol["annotations"] = {**(pol.get("annotations") or {}), "id": d.id, "title": d.title}
+            pol["conditions"] = list(pol.get("conditions") or []) + ([window] if window else [])
+            cid = f"directive:{d.id}:{i}"
+            static[cid] = pol
+            reasons[cid] = Reason(id=d.id, title=d.title, kind="directive")
+
+    model_names = {m.name for m in world.models}
+    for g in world.grants:
+        cid = f"grant:{g.id}"
+        title = f"Time-boxed access for {g.org} to {g.model}" + (f": {g.reason}" if g.reason else "")
+        static[cid] = {
+            "effect": "permit",
+            "principal": {"op": "in", "entity": _uid(_ORG, g.org)},
+            "action": {"op": "All"},
+            "resource": {"op": "==", "entity": _uid(_MODEL, g.model)},
+            "conditions": [_window(g.starts_at, g.ends_at)],
+            "annotations": {"id": cid, "title": title},
+        }
+        reasons[cid] = Reason(id=cid, title=title, kind="grant")
+
+    links = []
+    template_key = f"base:{APPROVAL_TEMPLATE}"
+    if template_key in templates:
+        for a in world.approvals:
+            if a.model not in model_names or a.org not in world.orgs:
+                continue
+            cid = f"approval:{a.id}"
+            links.append({"templateId": template_key, "newId": cid,
+                          "values": {"?principal": _uid(_ORG, a.org), "?resource": _uid(_MODEL, a.model)}})
+            reasons[cid] = Reason(id=cid, title=f"Access request {a.id} approved for {a.org} on {a.model}",
+                                  kind="approval")
+
+    policy_json = {"staticPolicies": static, "templates": templates, "templateLinks": links}
+    entities_json = _entities_json(world)
+    try:
+        policies = cedarpy.PolicySet.from_json_str(json.dumps(policy_json))
+    except ValueError as e:
+        raise PolicyCompileError(f"the compiled policy set is invalid: {e}") from None
+    try:
+        entities = cedarpy.Entities.from_json_str(json.dumps(entities_json), schema())
+    except ValueError as e:
+        raise PolicyCompileError(f"the store does not match the policy schema: {e}") from None
+
+    digest = hashlib.sha256(json.dumps(
+        {"schema": schema_text(), "policies": policy_json, "entities": entities_json},
+        sort_keys=True, separators=(",", ":"),
+    ).encode()).hexdigest()
+    breakpoints = context_breakpoints(list(static.values()) + list(templates.values()))
+    return PolicyEngine(
+        policies=policies, entities=entities, reasons=reasons,
+        users={u.id: u.org for u in world.users},
+        models=tuple(m.name for m in world.models),
+        breakpoints=breakpoints, hash_=digest, cache_size=world.cache_size,
+        counts={"policies": len(static), "templates": len(templates), "approvals": len(links),
+                "directives": len(world.directives), "grants": len(world.grants),
+                "users": len(world.users), "orgs": len(world.orgs), "models": len(world.models)},
+    )
