@@ -41,10 +41,14 @@ def status_error(name: str, status: int, body: bytes) -> UpstreamError:
     return UpstreamError(msg, status=502, retryable=False, upstream_status=status)
 
 
+_PASSTHROUGH_FIELDS = ("name", "tool_calls", "tool_call_id")
+
+
 def request_body(req: ChatRequest, model: str) -> dict[str, Any]:
     body: dict[str, Any] = dict(req.params)
     body["model"] = model
-    body["messages"] = [{"role": m.role, "content": m.content, **m.extra} for m in req.messages]
+    body["messages"] = [{"role": m.role, "content": m.content,
+                         **{k: v for k, v in m.extra.items() if k in _PASSTHROUGH_FIELDS}} for m in req.messages]
     if req.max_tokens is not None:
         body["max_tokens"] = req.max_tokens
     if req.temperature is not None:

@@ -1,0 +1,65 @@
+"""Shared fixtures: store URLs for SQLite and PostgreSQL, free ports.
+
+PostgreSQL tests use a fresh database per test session, created on the server
+named by ``$CLEARANCE_TEST_PG`` (default ``postgresql://postgres@127.0.0.1:5432/postgres``)
+and dropped afterwards.  When no server answers they are skipped locally, but
+fail under CI (``CI=true``), where .ci/run starts PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+
+import pytest
+
+PG_ADMIN_URL = os.environ.get("CLEARANCE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _pg_admin():
+    import psycopg
+
+    return psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=3)
+
+
+def make_pg_database() -> str:
+    """Create a fresh, uniquely named PostgreSQL database and return its URL."""
+    name = "clearance_test_" + secrets.token_hex(6)
+    try:
+        with _pg_admin() as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except Exception as e:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_URL}: {e}")
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    return f"{base}/{name}"
+
+
+def drop_pg_database(url: str) -> None:
+    name = url.rsplit("/", 1)[1]
+    try:
+        with _pg_admin() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    except Exception:
+        pass
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    """A fresh empty store, once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'clearance.db'}"
+        return
+    url = make_pg_database()
+    try:
+        yield url
+    finally:
+        drop_pg_database(url)
