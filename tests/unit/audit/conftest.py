@@ -1,0 +1,59 @@
+"""Fixtures for the audit tests: entries, and a migrated store on SQLite or PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Engine
+
+from clearance.store.db import make_engine, migrate
+from clearance.types import AuditEntry
+
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def make_entry(i: int, decision: str = "allow", model: str = "gpt-test", org: str = "acme",
+               reasons: list[str] | None = None) -> AuditEntry:
+    return AuditEntry(
+        time=f"2025-01-01T00:00:{i % 60:02d}Z", request_id=f"req-{i}", kind="decision", principal=f"user-{i % 3}",
+        org=org, model=model, decision=decision, reasons=list(reasons or []), guard={"jailbreak": 0.01 * (i % 7)},
+        prompt_sha256=f"{i:064x}", prompt_tokens=i, latency_ms=1.5,
+    )
+
+
+@pytest.fixture
+def entry():
+    return make_entry
+
+
+def _pg_database() -> Iterator[str]:
+    psycopg = pytest.importorskip("psycopg")
+    try:
+        admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError:
+        pytest.skip("PostgreSQL is not reachable at 127.0.0.1:5432")
+    name = f"clearance_audit_{uuid.uuid4().hex[:12]}"
+    admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'audit.db'}"
+    else:
+        yield from _pg_database()
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    eng = make_engine(db_url)
+    migrate(eng)
+    yield eng
+    eng.dispose()
