@@ -240,3 +240,7 @@ def demo(port: int, state_dir: str) -> None:
 from clearance.audit.cli import audit  # noqa: E402
 
 main.add_command(audit)
+
+from clearance.assess.cli import assess  # noqa: E402
+
+main.add_command(assess)
