@@ -52,7 +52,7 @@ def build_guard(config: Config):
 def build_audit(config: Config, engine):
     if not config.audit.enabled:
         return None
-    from clearance.audit.log import open_audit_log
+    from clearance.audit.setup import open_audit_log
 
     return open_audit_log(config, engine)
 

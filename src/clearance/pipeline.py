@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from clearance.api.errors import ApiError
 from clearance.config import Config, ModelSettings
 from clearance.identity.keys import hash_key
+from clearance.policy.engine import PolicyContext
 from clearance.routing.backends.base import UpstreamError
 from clearance.routing.router import Attempts, OpenStream, Router
 from clearance.snapshot import Snapshot, SnapshotHolder
@@ -42,13 +43,6 @@ class Gateway:
     metrics: Metrics
     guard: Any = None  # clearance.guard.Guard, or None when the guard is off
     audit: Any = None  # clearance.audit.AuditLog, or None when the audit log is off
-
-
-@dataclass(frozen=True)
-class PolicyContext:
-    now: datetime
-    use_case: str
-    guard: dict[str, float]
 
 
 @dataclass

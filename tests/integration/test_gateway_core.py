@@ -34,8 +34,10 @@ def world(request, tmp_path_factory):
         {"name": "lab-model", "backends": ["lab", "secondary"]},
         {"name": "lonely", "backends": ["primary"]},
     ]
-    config = write_config(tmp, db_url, backends, models, policy={"enabled": False}, guard={"enabled": False},
-                          audit={"enabled": False})
+    (tmp / "allow.cedar").write_text('@id("allow-all")\n@title("Everyone may use every model")\n'
+                                     'permit (principal, action, resource);\n')
+    config = write_config(tmp, db_url, backends, models, policy={"files": ["allow.cedar"]},
+                          guard={"enabled": False})
     key = add_persona(config, "alice", "acme", use_case="testing")
     revoked = add_persona(config, "bob", "acme")
     out = run_cli(config, "key", "list", "--user", "bob").stdout
@@ -228,3 +230,12 @@ def test_circuit_breaker_skips_failing_backend(world, client):
     assert world["primary"].calls() == before  # the open circuit kept traffic off the failing backend
     metrics = httpx.get(world["gw"].url + "/metrics").text
     assert 'clearance_fallbacks_total{backend="primary",model="chat"}' in metrics
+
+
+def test_every_decision_is_in_a_verifiable_audit_log(world, client):
+    client.chat.completions.create(model="chat", messages=[{"role": "user", "content": "audited"}])
+    run_cli(world["config"], "audit", "checkpoint")
+    out = run_cli(world["config"], "audit", "verify")
+    assert out.returncode == 0
+    proof = run_cli(world["config"], "audit", "prove", "0")
+    assert proof.returncode == 0 and proof.stdout.strip()

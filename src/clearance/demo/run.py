@@ -85,6 +85,6 @@ def _ensure_audit_key(config) -> None:
     path = config.resolve(config.audit.signing_key)
     if path.exists():
         return
-    from clearance.audit.checkpoint import generate_key
+    from clearance.audit.checkpoint import write_keypair
 
-    generate_key(path, config.audit.origin)
+    write_keypair(config.audit.origin, path, path.with_suffix(".pub"))
