@@ -254,9 +254,13 @@ class PolicyEngine:
 # -- compiling ----------------------------------------------------------------
 
 
-def compile_policy(session: Session, config: Config) -> PolicyEngine:
-    """Compile the store and config into a ``PolicyEngine``; raises ``PolicyCompileError``."""
-    return build_engine(load_world(session, config, now=utcnow()))
+def compile_policy(session: Session, config: Config, *, now: datetime | None = None) -> PolicyEngine:
+    """Compile the store and config into a ``PolicyEngine``; raises ``PolicyCompileError``.
+
+    Directives and grants that ended before ``now`` (default: the current
+    time) are left out, so the engine answers for requests at or after ``now``.
+    """
+    return build_engine(load_world(session, config, now=now or utcnow()))
 
 
 def _annotated(est: dict, source: str) -> tuple[str, str]:

@@ -1,0 +1,154 @@
+"""Customer access requests for gated models: request, approve, deny, revoke, each with a reason.
+
+An approved request becomes policy at the next snapshot: a link of the
+``approval`` template (``permit(principal in ?principal, action, resource ==
+?resource)``) for the org and model, and membership of the org in the model's
+``ApprovalList``, which lifts the ``approval-required`` forbid.  Every step is
+kept in ``policy_approval_events``; rows are never deleted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from clearance.policy._views import check_org_and_model, iso, new_id
+from clearance.policy.clock import utc, utcnow
+from clearance.policy.errors import Conflict, InvalidRequest, NotFound
+from clearance.policy.tables import Approval, ApprovalEvent
+from clearance.store.version import bump_version
+
+STATUSES = ("requested", "approved", "denied", "revoked")
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalView:
+    id: str
+    org: str
+    model: str
+    status: str
+    requested_by: str
+    request_reason: str
+    requested_at: datetime
+    decided_by: str
+    decision_reason: str
+    decided_at: datetime | None
+    revoked_at: datetime | None
+    revoked_reason: str
+    history: tuple[dict, ...] = ()
+
+    def to_json(self) -> dict:
+        return {
+            "id": self.id, "org": self.org, "model": self.model, "status": self.status,
+            "requested_by": self.requested_by, "request_reason": self.request_reason,
+            "requested_at": iso(self.requested_at), "decided_by": self.decided_by,
+            "decision_reason": self.decision_reason, "decided_at": iso(self.decided_at),
+            "revoked_at": iso(self.revoked_at), "revoked_reason": self.revoked_reason,
+            "history": list(self.history),
+        }
+
+
+def _view(session: Session, a: Approval, with_history: bool = False) -> ApprovalView:
+    history: tuple[dict, ...] = ()
+    if with_history:
+        events = session.execute(
+            select(ApprovalEvent).where(ApprovalEvent.approval_id == a.id).order_by(ApprovalEvent.seq)
+        ).scalars()
+        history = tuple({"at": iso(utc(e.at)), "action": e.action, "actor": e.actor, "reason": e.reason} for e in events)
+    return ApprovalView(
+        a.id, a.org_slug, a.model, a.status, a.requested_by, a.request_reason, utc(a.requested_at),
+        a.decided_by, a.decision_reason, utc(a.decided_at) if a.decided_at else None,
+        utc(a.revoked_at) if a.revoked_at else None, a.revoked_reason, history,
+    )
+
+
+def _event(session: Session, approval_id: str, action: str, actor: str, reason: str, at: datetime) -> None:
+    session.add(ApprovalEvent(approval_id=approval_id, at=at, action=action, actor=actor or "", reason=reason or ""))
+
+
+def _load(session: Session, approval_id: str) -> Approval:
+    row = session.get(Approval, approval_id)
+    if row is None:
+        raise NotFound(f"no approval request {approval_id!r}")
+    return row
+
+
+def request_approval(
+    session: Session, org: str, model: str, requested_by: str = "", reason: str = "",
+    known_models: Collection[str] | None = None,
+) -> ApprovalView:
+    """Record a customer's request for access to ``model``.  Raises ``InvalidRequest`` or ``Conflict``."""
+    check_org_and_model(session, org, model, known_models)
+    open_ = session.execute(select(Approval).where(
+        Approval.org_slug == org, Approval.model == model, Approval.status.in_(("requested", "approved")),
+    )).scalars().first()
+    if open_ is not None:
+        raise Conflict(f"org {org!r} already has a {open_.status} request for {model!r} ({open_.id})")
+    now = utcnow()
+    row = Approval(id=new_id("apr"), org_slug=org, model=model, status="requested", requested_by=requested_by or "",
+                   request_reason=reason or "", requested_at=now, decided_by="", decision_reason="",
+                   decided_at=None, revoked_at=None, revoked_reason="")
+    session.add(row)
+    _event(session, row.id, "requested", requested_by, reason, now)
+    session.flush()
+    bump_version(session)
+    return _view(session, row, True)
+
+
+def _decide(session: Session, approval_id: str, status: str, by: str, reason: str) -> ApprovalView:
+    row = _load(session, approval_id)
+    if row.status != "requested":
+        raise Conflict(f"approval request {approval_id} is {row.status}, not awaiting a decision")
+    if status == "denied" and not (reason or "").strip():
+        raise InvalidRequest("a denial needs a reason")
+    now = utcnow()
+    row.status, row.decided_by, row.decision_reason, row.decided_at = status, by or "", reason or "", now
+    _event(session, row.id, status, by, reason, now)
+    session.flush()
+    bump_version(session)
+    return _view(session, row, True)
+
+
+def approve_request(session: Session, approval_id: str, by: str = "", reason: str = "") -> ApprovalView:
+    """Approve a pending request: the org may use the model from the next snapshot on."""
+    return _decide(session, approval_id, "approved", by, reason)
+
+
+def deny_request(session: Session, approval_id: str, by: str = "", reason: str = "") -> ApprovalView:
+    """Deny a pending request (a reason is required)."""
+    return _decide(session, approval_id, "denied", by, reason)
+
+
+def revoke_approval(session: Session, approval_id: str, by: str = "", reason: str = "") -> ApprovalView:
+    """Withdraw an approved request; the approval's template link disappears at the next snapshot."""
+    row = _load(session, approval_id)
+    if row.status != "approved":
+        raise Conflict(f"approval request {approval_id} is {row.status}; only an approved request can be revoked")
+    if not (reason or "").strip():
+        raise InvalidRequest("a revocation needs a reason")
+    now = utcnow()
+    row.status, row.revoked_at, row.revoked_reason = "revoked", now, reason
+    _event(session, row.id, "revoked", by, reason, now)
+    session.flush()
+    bump_version(session)
+    return _view(session, row, True)
+
+
+def get_approval(session: Session, approval_id: str) -> ApprovalView:
+    return _view(session, _load(session, approval_id), True)
+
+
+def list_approvals(session: Session, org: str | None = None, status: str | None = None) -> list[ApprovalView]:
+    """Approval requests, oldest first, optionally for one org and/or status."""
+    if status is not None and status not in STATUSES:
+        raise InvalidRequest(f"status must be one of {list(STATUSES)}")
+    q = select(Approval).order_by(Approval.requested_at, Approval.id)
+    if org:
+        q = q.where(Approval.org_slug == org)
+    if status:
+        q = q.where(Approval.status == status)
+    return [_view(session, a) for a in session.execute(q).scalars()]
