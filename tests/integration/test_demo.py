@@ -1,0 +1,80 @@
+"""`clearance demo` from the outside: the one command a newcomer runs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import httpx
+import openai
+import pytest
+
+from tests.conftest import free_port
+from tests.integration.gateway import run_cli
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    state = tmp_path_factory.mktemp("demo")
+    port = free_port()
+    log = open(state / "demo.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "clearance", "demo", "--port", str(port), "--state-dir", str(state)],
+                            stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, (state / "demo.log").read_text()
+        try:
+            if httpx.get(url + "/readyz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail("demo did not start:\n" + (state / "demo.log").read_text())
+    yield {"url": url, "state": state, "keys": json.loads((state / "demo-keys.json").read_text()),
+           "config": state / "clearance.yaml"}
+    proc.terminate()
+    proc.wait(15)
+
+
+def client(demo, persona):
+    return openai.OpenAI(base_url=demo["url"] + "/v1", api_key=demo["keys"][persona], max_retries=0)
+
+
+def test_demo_writes_config_and_keys(demo):
+    assert set(demo["keys"]) == {"us-defender", "us-analyst", "intl-researcher", "gov-evaluator"}
+    assert demo["config"].exists()
+    assert "SIMULATED" in demo["config"].read_text()
+    assert "Try:" in (demo["state"] / "demo.log").read_text()
+
+
+@pytest.mark.parametrize("persona", ["us-defender", "us-analyst", "intl-researcher", "gov-evaluator"])
+def test_every_persona_gets_a_completion(demo, persona):
+    out = client(demo, persona).chat.completions.create(
+        model="frontier-general", messages=[{"role": "user", "content": "Summarise today's grid alerts."}])
+    assert out.choices[0].message.content.startswith("[simulated frontier-lab]")
+
+
+def test_models_differ_per_persona(demo):
+    seen = {p: sorted(m.id for m in client(demo, p).models.list()) for p in demo["keys"]}
+    assert seen["us-defender"] == ["frontier-cyber", "frontier-general", "open-local"]
+    assert seen["us-analyst"] == ["frontier-general", "open-local"]
+
+
+def test_cyber_model_refused_outside_critical_infrastructure_with_reason(demo):
+    with pytest.raises(openai.PermissionDeniedError) as exc:
+        client(demo, "us-analyst").chat.completions.create(
+            model="frontier-cyber", messages=[{"role": "user", "content": "hello"}])
+    body = exc.value.body
+    assert body["code"] == "policy_denied"
+    assert body["reasons"] and all(r["id"] and r["title"] for r in body["reasons"])
+
+
+def test_demo_traffic_is_provable(demo):
+    client(demo, "us-defender").chat.completions.create(model="open-local",
+                                                         messages=[{"role": "user", "content": "x"}])
+    run_cli(demo["config"], "audit", "checkpoint")
+    assert run_cli(demo["config"], "audit", "verify").returncode == 0
