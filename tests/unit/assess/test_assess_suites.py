@@ -84,3 +84,11 @@ def test_unknown_suite_name_or_bad_yaml(tmp_path: Path) -> None:
     bad.write_text("templates: [unclosed")
     with pytest.raises(SuiteError, match="not valid YAML"):
         load_suite(str(bad))
+
+
+def test_heldout_suite_uses_only_handwritten_data() -> None:
+    s = load_suite("heldout", seed=0)
+    assert {t.family for t in s.templates} == {"baseline", "handwritten"}
+    assert s.objectives and all(o.source == "clearance (handwritten)" for o in s.objectives)
+    with pytest.raises(SuiteError, match="origin"):
+        build_suite({"objectives": {"origin": "elsewhere"}})
