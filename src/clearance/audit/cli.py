@@ -189,3 +189,26 @@ def report(config_path: str, since: str | None, until: str | None) -> None:
     config = open_config(config_path)
     t0, t1 = _parse_time(since, "--since"), _parse_time(until, "--until")
     click.echo(json.dumps(build_report(_engine(config), t0, t1), indent=2))
+
+
+@audit.command("prune")
+@config_option
+@click.option("--before", help="Delete entries logged before this ISO 8601 time "
+              "(defaults to now minus audit.retention_days).")
+def prune_command(config_path: str, before: str | None) -> None:
+    """Apply retention: delete old entries, keeping the hashes that proofs need."""
+    from datetime import timedelta
+
+    from clearance.audit.retention import RetentionError, prune
+
+    config = open_config(config_path)
+    t = _parse_time(before, "--before")
+    if t is None:
+        if config.audit.retention_days is None:
+            raise click.ClickException("give --before, or set audit.retention_days in the config")
+        t = datetime.now(UTC) - timedelta(days=config.audit.retention_days)
+    try:
+        n = prune(_engine(config), t)
+    except RetentionError as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"pruned {n} entries logged before {t.isoformat()}")

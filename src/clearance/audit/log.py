@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
@@ -71,6 +71,7 @@ class _Item:
 
 
 _STOP = object()
+PRUNE_EVERY_SECONDS = 3600.0
 
 
 def _settle(fut: asyncio.Future, idx: int | None, exc: BaseException | None) -> None:
@@ -182,6 +183,7 @@ class AuditLog:
         max_size = self.settings.batch_max_size
         latency = self.settings.batch_max_latency_ms / 1000.0
         next_checkpoint = time.monotonic() + interval
+        next_prune = time.monotonic()
         conn = self.engine.connect()
         if self._sqlite:
             conn.exec_driver_sql("PRAGMA synchronous=FULL")
@@ -220,8 +222,23 @@ class AuditLog:
                         self._checkpoint(conn)
                     except Exception:  # a failed periodic checkpoint is retried at the next interval
                         log.exception("audit checkpoint failed")
+                    if self.settings.retention_days is not None and time.monotonic() >= next_prune:
+                        next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
+                        self._prune()
         finally:
             conn.close()
+
+    def _prune(self) -> None:
+        from clearance.audit.retention import prune
+
+        before = datetime.now(UTC) - timedelta(days=self.settings.retention_days or 0)
+        try:
+            n = prune(self.engine, before)
+        except Exception:  # retention is retried later; appends are unaffected
+            log.exception("audit retention failed")
+            return
+        if n:
+            log.info("audit retention pruned %d entries", n)
 
     def _drain(self) -> list[_Item]:
         items = []

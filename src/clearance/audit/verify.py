@@ -130,7 +130,7 @@ def verify_log(
     roots = _check_checkpoints(load_checkpoints(engine), verifier, origin, result)
     result.checkpoints_checked = len(roots)
     targets = sorted(s for s in roots if s >= pruned)
-    if pruned in roots and frontier.root() != roots[pruned]:
+    if pruned in roots and frontier.root() != roots[pruned]:  # also the empty tree when nothing was pruned
         result.problems.append(Problem(f"the kept hashes of the {pruned} pruned entries do not match the checkpoint"))
 
     sha256 = hashlib.sha256
