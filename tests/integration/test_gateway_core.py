@@ -44,7 +44,7 @@ def world(request, tmp_path_factory):
     run_cli(config, "key", "revoke", out.split("\t")[0])
     expiring = json.loads(run_cli(config, "key", "create", "--user", "alice", "--json",
                                   "--expires-at", "2020-01-01").stdout)["key"]
-    gw = start_gateway(config, env={"LAB_KEY": "sk-lab-secret-value"})
+    gw = start_gateway(config, env={"LAB_KEY": "sk-lab-secret-value", "CLEARANCE_ADMIN_TOKEN": "admin-token-123"})
     yield {"gw": gw, "key": key, "revoked": revoked, "expired": expiring, "primary": primary,
            "secondary": secondary, "lab": lab, "config": config}
     gw.stop()
@@ -217,6 +217,40 @@ def test_models_health_and_metrics(world, client):
     assert 'clearance_requests_total{endpoint="chat_completions",status="200"}' in metrics
     assert "clearance_upstream_latency_seconds_bucket" in metrics
     assert "clearance_decisions_total" in metrics
+
+
+def test_admin_api_creates_a_key_that_works_at_once(world):
+    url = world["gw"].url
+    assert httpx.get(url + "/admin/orgs").status_code == 401
+    admin = {"authorization": "Bearer admin-token-123"}
+    assert httpx.post(url + "/admin/orgs", headers=admin, json={"slug": "newco", "groups": ["vetted"]}).status_code == 201
+    dup = httpx.post(url + "/admin/orgs", headers=admin, json={"slug": "newco"})
+    assert dup.status_code == 409 and dup.json()["error"]["request_id"]
+    bad = httpx.post(url + "/admin/users", headers=admin, json={"id": "carol", "org": "newco", "us_person": "yes"})
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "us_person"
+    assert httpx.post(url + "/admin/users", headers=admin,
+                      json={"id": "carol", "org": "newco", "nationality": "FR"}).status_code == 201
+    created = httpx.post(url + "/admin/keys", headers=admin, json={"user": "carol"}).json()
+    c = openai.OpenAI(base_url=url + "/v1", api_key=created["key"], max_retries=0)
+    deadline = time.monotonic() + 2
+    while True:  # the new key is in the next snapshot, swapped within the poll interval
+        try:
+            c.chat.completions.create(model="chat", messages=[{"role": "user", "content": "x"}])
+            break
+        except openai.AuthenticationError:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    listed = httpx.get(url + "/admin/keys", headers=admin, params={"user": "carol"}).json()["keys"]
+    assert [k["key_id"] for k in listed] == [created["key_id"]] and "key" not in listed[0]
+    httpx.post(url + f"/admin/keys/{created['key_id']}/revoke", headers=admin).raise_for_status()
+    deadline = time.monotonic() + 2
+    while True:
+        try:
+            c.chat.completions.create(model="chat", messages=[{"role": "user", "content": "x"}])
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        except openai.AuthenticationError:
+            break
 
 
 def test_circuit_breaker_skips_failing_backend(world, client):

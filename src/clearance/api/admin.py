@@ -39,7 +39,7 @@ def guarded(endpoint, env_name: str, sessions):
         rid = request_id(request)
         try:
             _check_token(request, env_name)
-            body = await read_json(request, 1_048_576) if request.method == "POST" else {}
+            body = await read_json(request, 1_048_576, empty={}) if request.method == "POST" else {}
             if not isinstance(body, dict):
                 raise bad_request("request body must be a JSON object")
             with sessions() as session:

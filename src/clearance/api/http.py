@@ -46,7 +46,8 @@ def json_response(body: object, status: int = 200, headers: dict[str, str] | Non
     return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers)
 
 
-async def read_json(request: Request, limit: int) -> object:
+async def read_json(request: Request, limit: int, empty: object = None) -> object:
+    """The request's JSON body, read up to ``limit`` bytes; ``empty`` is returned for no body if given."""
     declared = request.headers.get("content-length")
     if declared is not None:
         try:
@@ -63,6 +64,8 @@ async def read_json(request: Request, limit: int) -> object:
     except ClientDisconnect:
         raise bad_request("client disconnected while sending the body") from None
     if not body:
+        if empty is not None:
+            return empty
         raise bad_request("request body is empty; expected a JSON object")
     try:
         return orjson.loads(body)
