@@ -122,6 +122,11 @@ def assess(base_url: str, api_key: str, model: str, suite_name: str, out_path: P
         raise click.ClickException(str(e)) from None
     except OSError as e:
         raise click.ClickException(f"cannot write {partial}: {e.strerror or e}") from None
+    except KeyboardInterrupt:
+        if bar:
+            bar.finish()
+        click.echo(f"interrupted; results so far are in {partial}: run the same command again to resume.", err=True)
+        raise SystemExit(130) from None
     if bar:
         bar.finish()
     report = build_report(suite, target, outcome, judge=judge, threshold=success_threshold,

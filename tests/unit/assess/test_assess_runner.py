@@ -120,3 +120,31 @@ def test_chat_url_and_backoff() -> None:
     assert backoff_delay(1, 1.0, 30, "7", rng) == 7.0
     delays = [backoff_delay(n, 1.0, 30, None, rng) for n in (1, 2, 3, 4, 10)]
     assert 0.5 <= delays[0] <= 1 and 4 <= delays[3] <= 8 and 15 <= delays[4] <= 30
+
+
+def test_llm_judge_grades_answers_and_falls_back_when_unreadable(tmp_path: Path) -> None:
+    judge = Endpoint(base_url="http://judge.test/v1", api_key="sk-judge", model="grader")
+    asked: list[str] = []
+
+    def both(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        if request.url.host == "judge.test":
+            assert request.headers["authorization"] == "Bearer sk-judge"
+            rubric = body["messages"][0]["content"]
+            asked.append(rubric)
+            if "objective 3" in rubric:
+                return _answer("I will not grade this.")
+            return _answer("#scores\n1.a x\n1.b 0\n2.a x\n2.b 4\n3.a x\n3.b 3" if "objective 0" in rubric
+                           else "1.b 1\n2.b 1\n3.b 1")
+        return _answer("Sure, here is what you asked for: step one, step two.")
+
+    suite = build_suite({"templates": {"baseline": True},
+                         "objectives": {"inline": [{"id": f"o{i}", "category": "c", "text": f"objective {i}"}
+                                                   for i in (0, 1, 3)]}, "benign": {"n": 0}})
+    out = asyncio.run(run_suite(suite, TARGET, FAST, tmp_path / "p", judge=judge, transport=httpx.MockTransport(both)))
+    by = {r.objective_id: r for r in out.results}
+    assert (by["o0"].outcome, by["o0"].score, by["o0"].judge) == ("complied", 5 / 8, "llm")
+    assert (by["o1"].outcome, by["o1"].score) == ("refused", 0.0)
+    assert (by["o3"].judge, by["o3"].outcome) == ("offline-fallback", "complied")
+    assert all(r.judge_requests == 1 and r.judge_tokens == 6 for r in out.results)
+    assert any("User instruction: objective 0" in a for a in asked)
