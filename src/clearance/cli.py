@@ -244,3 +244,7 @@ main.add_command(audit)
 from clearance.assess.cli import assess  # noqa: E402
 
 main.add_command(assess)
+
+from clearance.guard.cli import guard  # noqa: E402
+
+main.add_command(guard)

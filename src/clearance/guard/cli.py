@@ -1,0 +1,129 @@
+"""``clearance guard``: score JSON lines, train the shipped model, evaluate it.
+
+``--config`` is optional for these commands: without it the built-in guard
+runs with the default thresholds.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+import orjson
+
+from clearance.cli import open_config
+from clearance.guard.base import message_texts
+from clearance.guard.settings import GuardSettings
+
+optional_config = click.option(
+    "--config", "config_path", required=False, default=None, type=click.Path(dir_okay=False),
+    envvar="CLEARANCE_CONFIG", help="Path to clearance.yaml (optional; or $CLEARANCE_CONFIG).",
+)
+
+
+def _settings(config_path: str | None) -> tuple[GuardSettings, Path | None]:
+    if not config_path:
+        return GuardSettings(), None
+    cfg = open_config(config_path)
+    return cfg.guard, (cfg.path.parent if cfg.path else None)
+
+
+def _texts(line: bytes) -> list[str]:
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError as e:
+        raise ValueError(f"invalid JSON: {e}") from None
+    if not isinstance(obj, dict):
+        raise ValueError('each line must be an object with "text" or "messages"')
+    if "text" in obj:
+        if not isinstance(obj["text"], str):
+            raise ValueError('"text" must be a string')
+        return [obj["text"]]
+    if "messages" in obj:
+        if not isinstance(obj["messages"], list):
+            raise ValueError('"messages" must be a list')
+        return message_texts(obj["messages"])
+    raise ValueError('each line must be an object with "text" or "messages"')
+
+
+@click.group()
+def guard() -> None:
+    """Screen prompts with the guard classifier; train and evaluate it."""
+
+
+@guard.command("score")
+@optional_config
+@click.option("--guard", "guard_name", default=None, help="Guard to use (default: the configured default).")
+def score_cmd(config_path: str | None, guard_name: str | None) -> None:
+    """Score JSON lines from stdin: {"text": ...} or {"messages": [...]}; one JSON line out each."""
+    from clearance.guard.loader import build_guard
+
+    settings, config_dir = _settings(config_path)
+    try:
+        g = build_guard(guard_name or settings.default, settings, config_dir)
+    except (KeyError, OSError, ValueError) as e:
+        raise click.ClickException(f"cannot load guard: {e}") from None
+    out = sys.stdout.buffer
+    inp = sys.stdin.buffer
+    while True:
+        line = inp.readline()
+        if not line:
+            break
+        if not line.strip():
+            continue
+        try:
+            result = g.score(_texts(line))
+            if result.error:
+                rec = {"error": result.error, "guard": result.guard}
+            else:
+                rec = {"scores": result.scores, "flagged": list(result.flagged)}
+        except ValueError as e:
+            rec = {"error": str(e)}
+        out.write(orjson.dumps(rec) + b"\n")
+        out.flush()
+
+
+@guard.command("train")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Where to write the model (default: the package's guard/model/).")
+@click.option("--seed", type=int, default=0, show_default=True)
+def train_cmd(out_dir: str | None, seed: int) -> None:
+    """Rebuild the built-in classifier from the recorded data, offline and deterministically."""
+    from clearance.guard.model import MODEL_DIR
+    from clearance.guard.train import train
+
+    train(Path(out_dir) if out_dir else MODEL_DIR, seed=seed, log=lambda m: click.echo(m, err=True))
+
+
+@guard.command("eval")
+@optional_config
+@click.option("--model-dir", type=click.Path(file_okay=False, exists=True), default=None,
+              help="Evaluate a model trained with --out instead of the shipped one.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def eval_cmd(config_path: str | None, model_dir: str | None, seed: int, as_json: bool) -> None:
+    """Quality on the family-held-out test split and the benign contrast set."""
+    from clearance.guard.evaluate import evaluate
+    from clearance.guard.model import MODEL_DIR, LinearModel
+
+    settings, _ = _settings(config_path)
+    try:
+        model = LinearModel.load(Path(model_dir) if model_dir else MODEL_DIR)
+    except (OSError, ValueError, KeyError) as e:
+        raise click.ClickException(f"cannot load model: {e}") from None
+    report = evaluate(model.scores, settings.thresholds, seed=seed)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    click.echo(f"family-held-out test set: {report['test_examples']} examples")
+    click.echo(f"{'category':<15}{'pos':>6}{'neg':>6}{'AUROC':>8}{'TPR@1%FPR':>11}{'thr':>6}{'TPR':>7}{'FPR':>7}")
+    for cat, r in report["categories"].items():
+        click.echo(f"{cat:<15}{r['positives']:>6}{r['negatives']:>6}{r['auroc']:>8.3f}"
+                   f"{r['tpr_at_1pct_fpr']:>11.3f}{r['threshold']:>6.2f}{r['tpr_at_threshold']:>7.3f}"
+                   f"{r['fpr_at_threshold']:>7.3f}")
+    bc = report["benign_contrast"]
+    click.echo(f"benign contrast set: {bc['examples']} prompts, false-positive rate {bc['false_positive_rate']:.3f}")
+    for t in bc["flagged"]:
+        click.echo(f"  flagged: {t[:100]}")

@@ -1,0 +1,142 @@
+"""Hashed word and character n-gram features, computed with numpy only.
+
+A text is normalised (lower case, digits folded to ``0``, whitespace runs
+collapsed), turned into an array of code points, and every character 3-, 4-
+and 5-gram and every word 1- and 2-gram is hashed into ``2**bits`` buckets
+with a position-independent polynomial hash.  The hash is stable across
+processes and platforms (no use of Python's randomised ``hash``), so weights
+trained once can be shipped.
+
+Feature values are counts divided by the square root of the number of
+n-grams of that kind, so a linear score is ``sum(w[char_idx]) / sqrt(nc) +
+sum(w[word_idx]) / sqrt(nw)``; ``Positions`` keeps per-character sums so that
+scores of many windows of one long text cost one cumulative sum.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+CHAR_NS = (3, 4, 5)
+_MOD = 1 << 64
+_P = 1_000_003
+_P_INV = pow(_P, -1, _MOD)
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+_WORD_SALT = np.uint64(0x5851F42D4C957F2D)
+_BIGRAM_MUL = np.uint64(0x2545F4914F6CDD1D)
+_DIGITS = str.maketrans("123456789", "000000000")
+_SPACE_RE = re.compile(r"\s+")
+
+# ASCII letters and digits are word characters; so is anything beyond ASCII.
+_WORD_TABLE = np.zeros(128, dtype=bool)
+for _ch in "abcdefghijklmnopqrstuvwxyz0123456789_":
+    _WORD_TABLE[ord(_ch)] = True
+
+
+class _Powers:
+    """Cached powers of P and P^-1 modulo 2**64, grown on demand."""
+
+    def __init__(self) -> None:
+        self.pow = np.ones(1, dtype=np.uint64)
+        self.inv = np.ones(1, dtype=np.uint64)
+        self._grow(8192)
+
+    def _grow(self, n: int) -> None:
+        p = np.full(n, _P, dtype=np.uint64)
+        p[0] = 1
+        q = np.full(n, _P_INV, dtype=np.uint64)
+        q[0] = 1
+        with np.errstate(over="ignore"):
+            pw = np.cumprod(p, dtype=np.uint64)
+            inv = np.cumprod(q, dtype=np.uint64)
+        self.inv = inv  # assign inv first: readers check len(pow)
+        self.pow = pw
+
+    def ensure(self, n: int) -> None:
+        if n > len(self.pow):
+            self._grow(max(n, 2 * len(self.pow)))
+
+
+_POWERS = _Powers()
+
+
+def normalise(text: str) -> str:
+    """The form in which a text is featurised."""
+    return _SPACE_RE.sub(" ", text.lower().translate(_DIGITS)).strip()
+
+
+@dataclass(frozen=True, slots=True)
+class Grams:
+    """Hashed n-grams of one normalised text and where each one starts."""
+
+    char_idx: np.ndarray  # bucket of each character n-gram
+    char_pos: np.ndarray  # its start position in the text
+    word_idx: np.ndarray  # bucket of each word 1- and 2-gram
+    word_pos: np.ndarray  # start position of its first word
+    length: int
+
+
+def _bucket(h: np.ndarray, salt: int, bits: int) -> np.ndarray:
+    x = (h + np.uint64(salt)) * _MIX
+    x ^= x >> np.uint64(29)
+    x = x * _MIX
+    return (x >> np.uint64(64 - bits)).astype(np.int64)
+
+
+def grams(norm: str, bits: int) -> Grams:
+    """Hash every n-gram of an already normalised text into ``2**bits`` buckets."""
+    n = len(norm)
+    if n == 0:
+        e = np.zeros(0, dtype=np.int64)
+        return Grams(e, e, e, e, 0)
+    c = np.frombuffer(norm.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+    _POWERS.ensure(n + 1)
+    pw, inv = _POWERS.pow, _POWERS.inv
+    with np.errstate(over="ignore"):
+        g = np.zeros(n + 1, dtype=np.uint64)
+        np.cumsum(c * inv[:n], dtype=np.uint64, out=g[1:])
+        cidx, cpos = [], []
+        for k in CHAR_NS:
+            if n >= k:
+                h = (g[k:] - g[: n + 1 - k]) * pw[: n + 1 - k]
+                cidx.append(_bucket(h, k, bits))
+                cpos.append(np.arange(n + 1 - k, dtype=np.int64))
+        isword = np.ones(n, dtype=bool)
+        small = c < 128
+        isword[small] = _WORD_TABLE[c[small].astype(np.intp)]
+        edges = np.diff(np.concatenate(([False], isword, [False])).astype(np.int8))
+        starts = np.flatnonzero(edges == 1)
+        ends = np.flatnonzero(edges == -1)
+        wh = (g[ends] - g[starts]) * pw[starts]
+        widx = [_bucket(wh, int(_WORD_SALT), bits)]
+        wpos = [starts]
+        if len(wh) > 1:
+            bh = wh[:-1] * _BIGRAM_MUL + wh[1:]
+            widx.append(_bucket(bh, int(_WORD_SALT) + 7, bits))
+            wpos.append(starts[:-1])
+    e = np.zeros(0, dtype=np.int64)
+    return Grams(
+        np.concatenate(cidx) if cidx else e,
+        np.concatenate(cpos) if cpos else e,
+        np.concatenate(widx),
+        np.concatenate(wpos),
+        n,
+    )
+
+
+def windows(length: int, sizes: tuple[tuple[int, int], ...]) -> np.ndarray:
+    """Start and end offsets of the windows that screen a text of ``length`` chars.
+
+    ``sizes`` holds ``(window, stride)`` pairs; a text no longer than a window
+    is one window at that scale.  Every character is covered at every scale.
+    """
+    out = [(0, length)]
+    for size, stride in sizes:
+        if length <= size:
+            continue
+        starts = list(range(0, length - size, stride)) + [length - size]
+        out.extend((s, s + size) for s in starts)
+    return np.array(sorted(set(out)), dtype=np.int64)

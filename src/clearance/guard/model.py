@@ -1,0 +1,92 @@
+"""The shipped linear classifier: weights in an ``.npz``, scoring with numpy.
+
+``LinearModel`` holds one weight row per category over the hashed n-gram
+buckets of ``features.py``.  Scoring a text computes its n-grams once,
+gathers weights per character position and takes the maximum logit over
+windows at several scales, so long inputs are screened in full and a short
+attack inside a long document is not diluted away.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from clearance.guard import features
+
+MODEL_DIR = Path(__file__).parent / "model"
+WEIGHTS_FILE = "guard-linear.npz"
+# (window, stride) in characters; the whole text is always one more window.
+WINDOWS: tuple[tuple[int, int], ...] = ((4000, 2000), (600, 300))
+
+
+@dataclass(frozen=True)
+class LinearModel:
+    """Weights ``w`` (categories x 2**bits), biases ``b`` and category names."""
+
+    categories: tuple[str, ...]
+    w: np.ndarray
+    b: np.ndarray
+    bits: int
+    meta: dict
+
+    @classmethod
+    def load(cls, directory: Path = MODEL_DIR) -> "LinearModel":
+        path = Path(directory) / WEIGHTS_FILE
+        with np.load(path, allow_pickle=False) as z:
+            w = z["w"].astype(np.float32)
+            b = z["b"].astype(np.float64)
+            cats = tuple(str(c) for c in z["categories"])
+            bits = int(z["bits"])
+            meta = json.loads(str(z["meta"]))
+        if w.shape != (len(cats), 1 << bits) or b.shape != (len(cats),):
+            raise ValueError(f"{path}: weight shapes do not match the categories")
+        return cls(cats, w, b, bits, meta)
+
+    def save(self, directory: Path) -> Path:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / WEIGHTS_FILE
+        with open(path, "wb") as fh:
+            np.savez_compressed(
+                fh, w=self.w.astype(np.float16), b=self.b, categories=np.array(self.categories),
+                bits=np.array(self.bits), meta=np.array(json.dumps(self.meta, sort_keys=True)),
+            )
+        return path
+
+    def logits(self, text: str) -> np.ndarray:
+        """Maximum logit per category over all windows of ``text``."""
+        norm = features.normalise(text)
+        k = len(self.categories)
+        if not norm:
+            return self.b.copy()
+        g = features.grams(norm, self.bits)
+        n = g.length
+        out = np.full(k, -np.inf)
+        spans = features.windows(n, WINDOWS)
+        cum = []
+        for idx, pos in ((g.char_idx, g.char_pos), (g.word_idx, g.word_pos)):
+            per = np.zeros((k, n + 1), dtype=np.float64)
+            cnt = np.zeros(n + 1, dtype=np.float64)
+            if len(idx):
+                for j in range(k):
+                    per[j, 1:] = np.bincount(pos, weights=self.w[j, idx], minlength=n)
+                cnt[1:] = np.bincount(pos, minlength=n)
+            cum.append((np.cumsum(per, axis=1), np.cumsum(cnt)))
+        s, e = spans[:, 0], spans[:, 1]
+        total = np.zeros((k, len(spans)))
+        for csum, ccnt in cum:
+            num = csum[:, e] - csum[:, s]
+            den = np.sqrt(np.maximum(ccnt[e] - ccnt[s], 1.0))
+            total += num / den
+        out = np.max(total, axis=1) + self.b
+        return out
+
+    def scores(self, text: str) -> dict[str, float]:
+        """Probability-like score in 0..1 per category."""
+        z = np.clip(self.logits(text), -40.0, 40.0)
+        p = 1.0 / (1.0 + np.exp(-z))
+        return {c: float(v) for c, v in zip(self.categories, p)}

@@ -1,0 +1,151 @@
+"""Train the linear guard with numpy alone: logistic regression on hashed n-grams.
+
+Deterministic for a given seed and data: full-batch Adam on an L2-regularised,
+class-balanced logistic loss, one weight row per category.  After fitting,
+each category's bias is shifted so that a score of 0.5 sits at the
+``target_fpr`` quantile of held-in benign windows (cross-fitted by family, so
+the shift is not measured on rows the weights were fitted on).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from clearance.guard import features
+from clearance.guard.dataset import CATEGORIES, Example, family_split
+from clearance.guard.model import MODEL_DIR, WINDOWS, LinearModel
+
+BITS = 18
+
+
+@dataclass
+class Csr:
+    indptr: np.ndarray
+    indices: np.ndarray
+    values: np.ndarray
+
+    @property
+    def rows(self) -> int:
+        return len(self.indptr) - 1
+
+
+def training_windows(examples: list[Example]) -> tuple[list[str], list[Example]]:
+    """Normalised texts to fit on: each example, and windows of long ones.
+
+    Short (600-char) windows are taken only from benign examples: a window of
+    a long jailbreak prompt is not necessarily a jailbreak on its own.
+    """
+    texts, owners = [], []
+    for ex in examples:
+        norm = features.normalise(ex.text)
+        texts.append(norm)
+        owners.append(ex)
+        benign = not (ex.jailbreak or ex.cyber_offense)
+        for size, stride in WINDOWS:
+            if len(norm) <= size or (size < 4000 and not benign):
+                continue
+            for s in list(range(0, len(norm) - size, stride))[:6]:
+                texts.append(norm[s:s + size])
+                owners.append(ex)
+    return texts, owners
+
+
+def featurise(texts: list[str], bits: int = BITS) -> Csr:
+    indptr = [0]
+    idx_parts, val_parts = [], []
+    for t in texts:
+        g = features.grams(t, bits)
+        nc, nw = len(g.char_idx), len(g.word_idx)
+        idx_parts += [g.char_idx, g.word_idx]
+        val_parts += [np.full(nc, 1 / np.sqrt(max(nc, 1)), np.float32),
+                      np.full(nw, 1 / np.sqrt(max(nw, 1)), np.float32)]
+        indptr.append(indptr[-1] + nc + nw)
+    return Csr(np.array(indptr, np.int64), np.concatenate(idx_parts), np.concatenate(val_parts))
+
+
+def _margins(x: Csr, w: np.ndarray) -> np.ndarray:
+    prod = (w[x.indices] * x.values).astype(np.float64)
+    cs = np.concatenate(([0.0], np.cumsum(prod)))
+    return cs[x.indptr[1:]] - cs[x.indptr[:-1]]
+
+
+def fit_logistic(x: Csr, y: np.ndarray, dim: int, epochs: int = 120, lr: float = 0.05,
+                 l2: float = 1e-4) -> tuple[np.ndarray, float]:
+    """Class-balanced L2 logistic regression, full-batch Adam."""
+    pos = y.sum()
+    neg = len(y) - pos
+    sw = np.where(y == 1, 0.5 / max(pos, 1), 0.5 / max(neg, 1))
+    row_of = np.repeat(np.arange(x.rows), np.diff(x.indptr))
+    w = np.zeros(dim, np.float64)
+    b = 0.0
+    m, v = np.zeros(dim), np.zeros(dim)
+    mb = vb = 0.0
+    b1, b2 = 0.9, 0.999
+    for t in range(1, epochs + 1):
+        z = _margins(x, w) + b
+        p = 1 / (1 + np.exp(-np.clip(z, -30, 30)))
+        r = (p - y) * sw
+        g = np.bincount(x.indices, weights=r[row_of] * x.values, minlength=dim) + l2 * w
+        gb = r.sum()
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        mb = b1 * mb + (1 - b1) * gb
+        vb = b2 * vb + (1 - b2) * gb * gb
+        a = lr * np.sqrt(1 - b2 ** t) / (1 - b1 ** t)
+        w -= a * m / (np.sqrt(v) + 1e-8)
+        b -= a * mb / (np.sqrt(vb) + 1e-8)
+    return w.astype(np.float32), float(b)
+
+
+def _subset(x: Csr, rows: np.ndarray) -> Csr:
+    starts, ends = x.indptr[rows], x.indptr[rows + 1]
+    lens = ends - starts
+    take = np.concatenate([np.arange(s, e) for s, e in zip(starts, ends)]) if len(rows) else np.zeros(0, np.int64)
+    return Csr(np.concatenate(([0], np.cumsum(lens))), x.indices[take], x.values[take])
+
+
+def train(out_dir: Path = MODEL_DIR, seed: int = 0, target_fpr: float = 0.01,
+          log=print) -> LinearModel:
+    """Build the training set, fit every category, calibrate, and save the model."""
+    t0 = time.process_time()
+    split = family_split(seed)
+    texts, owners = training_windows(split.train)
+    x = featurise(texts)
+    fams = np.array([o.family for o in owners])
+    log(f"training windows: {len(texts)} from {len(split.train)} examples; "
+        f"{split.dropped_near_duplicates} near-duplicates of test rows dropped")
+    dim = 1 << BITS
+    ws, bs, shifts = [], [], {}
+    rng = np.random.default_rng(seed)
+    uniq = np.unique(fams)
+    fold_of_family = dict(zip(uniq, rng.integers(0, 2, len(uniq))))
+    fold = np.array([fold_of_family[f] for f in fams])
+    for cat in CATEGORIES:
+        y = np.array([o.label(cat) for o in owners], np.float64)
+        # Cross-fitted benign margins, to place the 0.5 point at the target FPR.
+        oof = np.full(len(y), np.nan)
+        for k in (0, 1):
+            tr, te = np.flatnonzero(fold != k), np.flatnonzero(fold == k)
+            wk, bk = fit_logistic(_subset(x, tr), y[tr], dim, epochs=50)
+            oof[te] = _margins(_subset(x, te), wk) + bk
+        neg = oof[(y == 0) & ~np.isnan(oof)]
+        w, b = fit_logistic(x, y, dim)
+        shift = float(np.quantile(neg, 1 - target_fpr))
+        shifts[cat] = shift
+        ws.append(w)
+        bs.append(b - shift)
+        log(f"{cat}: positives {int(y.sum())}, negatives {int(len(y) - y.sum())}, bias shift {shift:.3f}")
+    meta = {
+        "kind": "linear-hashed-ngrams", "bits": BITS, "seed": seed, "target_fpr": target_fpr,
+        "char_ngrams": list(features.CHAR_NS), "word_ngrams": [1, 2], "windows": [list(w) for w in WINDOWS],
+        "train_examples": len(split.train), "train_windows": len(texts),
+        "dropped_near_duplicates": split.dropped_near_duplicates, "bias_shift": shifts,
+    }
+    model = LinearModel(CATEGORIES, np.stack(ws), np.array(bs), BITS, meta)
+    path = model.save(out_dir)
+    log(f"wrote {path} in {time.process_time() - t0:.1f} s CPU")
+    return LinearModel.load(out_dir)
