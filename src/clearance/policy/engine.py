@@ -98,6 +98,12 @@ def _window(start: datetime | None, end: datetime | None) -> dict | None:
 class PolicyEngine:
     """A compiled policy set, entity store and schema; immutable once built.
 
+    The policy set is sliced per model at compile time: each model's slice
+    holds only the policies whose resource scope can match that model (scope
+    ``All``, ``== Model::"m"``, ``in ModelFamily::"f"`` of its family, ``is
+    Model``).  A policy outside a model's slice could never apply to it, so
+    decisions are the same as with the whole set, and each costs a fraction.
+
     ``hash`` is the SHA-256 of everything compiled (schema, policies, entities).
     Decisions are cached per engine when the policies compare the context only
     against literals (see ``analysis.py``); the cache key holds the interval
@@ -106,9 +112,9 @@ class PolicyEngine:
     """
 
     def __init__(
-        self, *, policies: cedarpy.PolicySet, entities: cedarpy.Entities, reasons: dict[str, Reason],
+        self, *, policies: dict[str, cedarpy.PolicySet], entities: cedarpy.Entities, reasons: dict[str, Reason],
         users: dict[str, str], models: tuple[str, ...], breakpoints: Breakpoints | None,
-        hash_: str, cache_size: int, counts: dict[str, int],
+        hash_: str, cache_size: int, counts: dict[str, int], policy_json: str = "",
     ) -> None:
         self._policies = policies
         self._entities = entities
@@ -121,6 +127,8 @@ class PolicyEngine:
         self.models: tuple[str, ...] = models
         self.hash: str = hash_
         self.counts: dict[str, int] = dict(counts)
+        # The whole compiled policy set in Cedar's JSON form (what ``hash`` covers, with the entities).
+        self.policy_json: str = policy_json
 
     @property
     def cacheable(self) -> bool:
@@ -137,13 +145,13 @@ class PolicyEngine:
         prepared = self._prepare(principal, model, context, action)
         if isinstance(prepared, Decision):
             return prepared
-        key, request = prepared
+        key, inputs = prepared
         if key is not None:
             hit = self._cache.get(key)
             if hit is not None:
                 return hit
         try:
-            result = cedarpy.is_authorized(request, self._policies, self._entities)
+            result = cedarpy.is_authorized(self._request(*inputs), self._policies[model], self._entities)
         except Exception as e:  # noqa: BLE001 - any failure of the evaluator is a deny
             return _deny(self.hash, _system("evaluation-error", "The policy engine could not evaluate this request"),
                          f"{type(e).__name__}: {e}")
@@ -152,29 +160,7 @@ class PolicyEngine:
     def allowed_models(self, principal: Principal, now: datetime, use_case: str = "") -> list[str]:
         """The models ``principal`` may invoke at ``now`` with no guard flags (for ``/v1/models``)."""
         ctx = PolicyContext(now=now, use_case=use_case, guard={c: 0.0 for c in GUARD_CATEGORIES})
-        out: list[str] = []
-        pending: list[tuple[str, tuple | None, dict]] = []
-        for m in self.models:
-            prepared = self._prepare(principal, m, ctx, "invoke")
-            if isinstance(prepared, Decision):
-                continue
-            key, request = prepared
-            hit = self._cache.get(key) if key is not None else None
-            if hit is not None:
-                if hit.allowed:
-                    out.append(m)
-            else:
-                pending.append((m, key, request))
-        if pending:
-            try:
-                results = cedarpy.is_authorized_batch([p[2] for p in pending], self._policies, self._entities)
-            except Exception:  # noqa: BLE001 - fail closed: list nothing we could not decide
-                results = []
-            for (m, key, _), result in zip(pending, results):
-                if self._finish(key, result).allowed:
-                    out.append(m)
-        order = {m: i for i, m in enumerate(self.models)}
-        return sorted(out, key=order.__getitem__)
+        return [m for m in self.models if self.decide(principal, m, ctx).allowed]
 
     def _prepare(self, principal: Principal, model: str, context: PolicyContext, action: str):
         org = self._users.get(principal.user_id)
@@ -206,17 +192,21 @@ class PolicyEngine:
         if self._bp is not None:
             key = (action, principal.user_id, model, context.use_case, self._bp.now_bucket(now_ms),
                    tuple(self._bp.guard_bucket(c, u) for c, u in zip(GUARD_CATEGORIES, units)))
-        request = {
-            "principal": _uid(_USER, principal.user_id),
+        return key, (principal.user_id, action, model, now_ms, str(context.use_case), units)
+
+    @staticmethod
+    def _request(user_id: str, action: str, model: str, now_ms: int, use_case: str, units: list[int]) -> dict:
+        """The Cedar request for already-checked inputs (built only on a cache miss)."""
+        return {
+            "principal": _uid(_USER, user_id),
             "action": _uid(_ACTION, action),
             "resource": _uid(_MODEL, model),
             "context": {
                 "now": {"__extn": {"fn": "datetime", "arg": cedar_datetime_ms(now_ms)}},
-                "use_case": str(context.use_case),
+                "use_case": use_case,
                 "guard": {c: _decimal(u) for c, u in zip(GUARD_CATEGORIES, units)},
             },
         }
-        return key, request
 
     def _finish(self, key: tuple | None, result: cedarpy.AuthzResult) -> Decision:
         diag = result.diagnostics
@@ -317,6 +307,25 @@ def _entities_json(world: PolicyWorld) -> list[dict]:
     return ents
 
 
+def _may_apply(scope: dict | None, model: str, family: str) -> bool:
+    """Whether a policy with this resource scope could apply to ``model`` (True when unsure)."""
+    if not scope or scope.get("op") == "All" or "slot" in scope:
+        return True
+    op = scope.get("op")
+    if op in ("==", "in") and "entity" in scope:
+        ent = scope["entity"]
+        if ent.get("type") == _MODEL:
+            return ent.get("id") == model
+        if op == "in" and ent.get("type") == _FAMILY:
+            return bool(family) and ent.get("id") == family
+        return ent.get("type") not in (_MODEL, _FAMILY, _USER, _ORG, _GROUP, _APPROVALS)
+    if op == "is":
+        if scope.get("entity_type") not in (_MODEL, "Model"):
+            return scope.get("entity_type") is None
+        return _may_apply({"op": "in", **scope["in"]}, model, family) if "in" in scope else True
+    return True
+
+
 def build_engine(world: PolicyWorld) -> PolicyEngine:
     """Compile a ``PolicyWorld`` into a ``PolicyEngine``; raises ``PolicyCompileError``."""
     static: dict[str, dict] = {}
@@ -380,10 +389,16 @@ def build_engine(world: PolicyWorld) -> PolicyEngine:
 
     policy_json = {"staticPolicies": static, "templates": templates, "templateLinks": links}
     entities_json = _entities_json(world)
-    try:
-        policies = cedarpy.PolicySet.from_json_str(json.dumps(policy_json))
-    except ValueError as e:
-        raise PolicyCompileError(f"the compiled policy set is invalid: {e}") from None
+    policies: dict[str, cedarpy.PolicySet] = {}
+    link_model = {ln["newId"]: ln["values"]["?resource"]["id"] for ln in links}
+    for m in world.models:
+        keep = {pid: pol for pid, pol in static.items() if _may_apply(pol.get("resource"), m.name, m.family)}
+        sliced = {"staticPolicies": keep, "templates": templates,
+                  "templateLinks": [ln for ln in links if link_model[ln["newId"]] == m.name]}
+        try:
+            policies[m.name] = cedarpy.PolicySet.from_json_str(json.dumps(sliced))
+        except ValueError as e:
+            raise PolicyCompileError(f"the compiled policy set is invalid: {e}") from None
     try:
         entities = cedarpy.Entities.from_json_str(json.dumps(entities_json), schema())
     except ValueError as e:
@@ -399,6 +414,7 @@ def build_engine(world: PolicyWorld) -> PolicyEngine:
         users={u.id: u.org for u in world.users},
         models=tuple(m.name for m in world.models),
         breakpoints=breakpoints, hash_=digest, cache_size=world.cache_size,
+        policy_json=json.dumps(policy_json, sort_keys=True),
         counts={"policies": len(static), "templates": len(templates), "approvals": len(links),
                 "directives": len(world.directives), "grants": len(world.grants),
                 "users": len(world.users), "orgs": len(world.orgs), "models": len(world.models)},
