@@ -248,3 +248,9 @@ main.add_command(assess)
 from clearance.guard.cli import guard  # noqa: E402
 
 main.add_command(guard)
+
+from clearance.policy.cli import approval, directive, grant  # noqa: E402
+
+main.add_command(directive)
+main.add_command(approval)
+main.add_command(grant)
