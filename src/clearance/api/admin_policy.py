@@ -1,0 +1,184 @@
+"""Admin API routes of the policy area: directives, customer access requests and time-boxed grants.
+
+JSON in and out.  Errors are ``{"error": {"message", "type", "code", ...}}``
+with 400 (bad input, including policy text with line and column), 401/403
+(admin token), 404 (no such directive, request or grant) or 409 (conflict,
+e.g. a reused directive id or a request that is not awaiting a decision).
+Every change commits together with a control-plane version bump.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from clearance.api.errors import ApiError
+from clearance.api.http import json_response, read_json, request_id
+from clearance.policy import approvals, directives, grants
+from clearance.policy.clock import parse_instant
+from clearance.policy.errors import InvalidRequest, PolicyAdminError
+
+Endpoint = Callable[[Request, dict, Session], tuple[object, int]]
+
+
+def _open(sessions: Callable) -> Session:
+    """A session from a sessionmaker, or from a factory that returns one."""
+    s = sessions()
+    return s if isinstance(s, Session) else s()
+
+
+def _wrap(endpoint: Endpoint, sessions: Callable, token_env: str | None):
+    async def run(request: Request) -> Response:
+        rid = request_id(request)
+        try:
+            if token_env is not None:
+                from clearance.api.admin import _check_token
+
+                _check_token(request, token_env)
+            body = await read_json(request, 1_048_576, empty={}) if request.method == "POST" else {}
+            if not isinstance(body, dict):
+                raise ApiError(400, "request body must be a JSON object")
+            with _open(sessions) as session:
+                try:
+                    result, status = endpoint(request, body, session)
+                    session.commit()
+                except PolicyAdminError as e:
+                    session.rollback()
+                    raise ApiError(e.status, str(e), type="invalid_request_error" if e.status == 400 else e.code,
+                                   code=e.code) from None
+            return json_response(result, status, {"x-request-id": rid})
+        except ApiError as err:
+            return json_response(err.openai_body(rid), err.status, {"x-request-id": rid})
+
+    return run
+
+
+def _text(body: dict, name: str, required: bool = False) -> str:
+    v = body.get(name)
+    if v is None or v == "":
+        if required:
+            raise InvalidRequest(f"'{name}' is required")
+        return ""
+    if not isinstance(v, str):
+        raise InvalidRequest(f"'{name}' must be a string")
+    return v
+
+
+def _instant(body: dict, name: str, required: bool = False) -> datetime | None:
+    v = _text(body, name, required)
+    if not v:
+        return None
+    try:
+        return parse_instant(v)
+    except ValueError as e:
+        raise InvalidRequest(f"'{name}': {e}") from None
+
+
+# -- directives -----------------------------------------------------------------
+
+
+def apply_directive(request: Request, body: dict, session: Session):
+    v = directives.apply_directive(
+        session, _text(body, "text", True), id=_text(body, "id", True), title=_text(body, "title", True),
+        authority=_text(body, "authority"), reference=_text(body, "reference"),
+        effective_at=_instant(body, "effective_at"), expires_at=_instant(body, "expires_at"),
+    )
+    return v.to_json(), 201
+
+
+def list_directives(request: Request, body: dict, session: Session):
+    active = request.query_params.get("active", "").lower() in ("1", "true", "yes")
+    return {"data": [v.to_json() for v in directives.list_directives(session, include_inactive=not active)]}, 200
+
+
+def get_directive(request: Request, body: dict, session: Session):
+    return directives.get_directive(session, request.path_params["directive_id"]).to_json(), 200
+
+
+def revoke_directive(request: Request, body: dict, session: Session):
+    v = directives.revoke_directive(session, request.path_params["directive_id"], _text(body, "reason"))
+    return v.to_json(), 200
+
+
+# -- approvals ------------------------------------------------------------------
+
+
+def _approval_endpoints(known_models: Collection[str] | None):
+    def request_access(request: Request, body: dict, session: Session):
+        v = approvals.request_approval(session, _text(body, "org", True), _text(body, "model", True),
+                                       requested_by=_text(body, "requested_by"), reason=_text(body, "reason"),
+                                       known_models=known_models)
+        return v.to_json(), 201
+
+    def list_requests(request: Request, body: dict, session: Session):
+        q = request.query_params
+        return {"data": [v.to_json() for v in approvals.list_approvals(session, org=q.get("org") or None,
+                                                                        status=q.get("status") or None)]}, 200
+
+    def get_request(request: Request, body: dict, session: Session):
+        return approvals.get_approval(session, request.path_params["approval_id"]).to_json(), 200
+
+    def act(fn):
+        def run(request: Request, body: dict, session: Session):
+            v = fn(session, request.path_params["approval_id"], by=_text(body, "by"), reason=_text(body, "reason"))
+            return v.to_json(), 200
+        return run
+
+    return request_access, list_requests, get_request, act
+
+
+# -- grants ---------------------------------------------------------------------
+
+
+def _grant_endpoints(known_models: Collection[str] | None):
+    def add(request: Request, body: dict, session: Session):
+        v = grants.add_grant(session, _text(body, "org", True), _text(body, "model", True),
+                             _instant(body, "starts_at", True), _instant(body, "ends_at", True),
+                             reason=_text(body, "reason"), by=_text(body, "by"), known_models=known_models)
+        return v.to_json(), 201
+
+    def list_(request: Request, body: dict, session: Session):
+        return {"data": [v.to_json() for v in grants.list_grants(session, org=request.query_params.get("org"))]}, 200
+
+    def revoke(request: Request, body: dict, session: Session):
+        return grants.revoke_grant(session, request.path_params["grant_id"], _text(body, "reason")).to_json(), 200
+
+    return add, list_, revoke
+
+
+def routes(sessions: Callable, admin_token_env: str | None = None, *,
+           known_models: Collection[str] | None = None) -> list[Route]:
+    """The policy admin routes.
+
+    ``sessions`` is a SQLAlchemy ``sessionmaker`` (or a callable returning
+    one).  When ``admin_token_env`` is given, each route checks the admin
+    bearer token itself; otherwise the app must mount them behind its own
+    check.  ``known_models`` (the config's model names) lets requests for
+    unknown models be refused with 400.
+    """
+    request_access, list_requests, get_request, act = _approval_endpoints(known_models)
+    add_grant, list_grants, revoke_grant = _grant_endpoints(known_models)
+
+    def r(path: str, fn: Endpoint, method: str) -> Route:
+        return Route(path, _wrap(fn, sessions, admin_token_env), methods=[method])
+
+    return [
+        r("/admin/directives", apply_directive, "POST"),
+        r("/admin/directives", list_directives, "GET"),
+        r("/admin/directives/{directive_id}", get_directive, "GET"),
+        r("/admin/directives/{directive_id}/revoke", revoke_directive, "POST"),
+        r("/admin/approvals", request_access, "POST"),
+        r("/admin/approvals", list_requests, "GET"),
+        r("/admin/approvals/{approval_id}", get_request, "GET"),
+        r("/admin/approvals/{approval_id}/approve", act(approvals.approve_request), "POST"),
+        r("/admin/approvals/{approval_id}/deny", act(approvals.deny_request), "POST"),
+        r("/admin/approvals/{approval_id}/revoke", act(approvals.revoke_approval), "POST"),
+        r("/admin/grants", add_grant, "POST"),
+        r("/admin/grants", list_grants, "GET"),
+        r("/admin/grants/{grant_id}/revoke", revoke_grant, "POST"),
+    ]
