@@ -199,8 +199,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--workers", type=int, default=1, help="Clearance worker processes")
     ap.add_argument("--gateway-cores", type=int, default=1)
     ap.add_argument("--profile", type=Path, default=None,
-                    help="also profile `clearance` with py-spy at --profile-rate; write collapsed stacks here")
+                    help="also profile --profile-system with py-spy at --profile-rate; write collapsed stacks here")
     ap.add_argument("--profile-rate", type=int, default=500)
+    ap.add_argument("--profile-system", default="clearance", help="which system --profile samples")
     args = ap.parse_args(argv)
     preset = (("smoke", (20,), 1.0, 0.3, 0) if args.smoke else
               ("quick", QUICK_RATES, 2.0, 0.5, 0) if args.quick else ("full", FULL_RATES, 10.0, 2.0, 3))
@@ -249,7 +250,7 @@ def measure_system(run: Running, args: argparse.Namespace, load_cpus: set[int] |
             if res["errors"] > res["requests"] // 2 or (res["p99_ms"] or 0) > 2000:
                 out["skipped"] += [f"{run.name}/{mode}/{r}" for r in args.rates if r > rate]
                 break
-    if args.profile and run.name == "clearance":
+    if args.profile and run.name == args.profile_system:
         out["profile"] = profiling.profile_run(run, args.profile, lambda: load(
             run, args.profile_rate, max(args.duration, 5.0), args.warmup, False, load_cpus), log)
     if "json" in args.modes:

@@ -29,6 +29,8 @@ PORTKEY_VERSION = "1.15.2"
 TOOLS_PACKAGES = ("matplotlib==3.11.2", "py-spy==0.4.3")
 MODEL = "bench-model"
 CHAT_PATH = "/v1/chat/completions"
+# The same benign prompt the load generator sends (bench/loadgen.py DEFAULT_PROMPT).
+PROBE_PROMPT = "Summarise the main points of our quarterly planning meeting in three short bullet points."
 
 # name -> (policy, guard, audit) enabled
 CLEARANCE_VARIANTS: dict[str, tuple[bool, bool, bool]] = {
@@ -103,7 +105,7 @@ def _spawn(cmd: list[str], log: Path, cpus: set[int] | None, env: dict[str, str]
 
 def wait_ready(run: Running, stream: bool = False, timeout: float = 90.0) -> bool:
     """Poll with real chat calls until one succeeds; True when the system answers correctly."""
-    body = {"model": MODEL, "messages": [{"role": "user", "content": "ping"}], "max_tokens": 4}
+    body = {"model": MODEL, "messages": [{"role": "user", "content": PROBE_PROMPT}], "max_tokens": 4}
     if stream:
         body["stream"] = True
     headers = {"Authorization": f"Bearer {run.api_key}", **dict(run.headers)}
