@@ -105,15 +105,16 @@ class PolicyEngine:
     decisions are the same as with the whole set, and each costs a fraction.
 
     ``hash`` is the SHA-256 of everything compiled (schema, policies, entities).
-    Decisions are cached per engine when the policies compare the context only
-    against literals (see ``analysis.py``); the cache key holds the interval
-    ``now`` and each guard score fall in, so time windows and guard thresholds
-    are honoured exactly.
+    Decisions are cached per engine, for each model whose slice compares the
+    context only against literals (see ``analysis.py``); the cache key holds
+    the interval ``now`` and each guard score fall in among that slice's
+    literals, so time windows and guard thresholds are honoured exactly, and a
+    window opening on one model does not empty the cache of the others.
     """
 
     def __init__(
         self, *, policies: dict[str, cedarpy.PolicySet], entities: cedarpy.Entities, reasons: dict[str, Reason],
-        users: dict[str, str], models: tuple[str, ...], breakpoints: Breakpoints | None,
+        users: dict[str, str], models: tuple[str, ...], breakpoints: dict[str, Breakpoints | None],
         hash_: str, cache_size: int, counts: dict[str, int], policy_json: str = "",
     ) -> None:
         self._policies = policies
@@ -121,7 +122,8 @@ class PolicyEngine:
         self._reasons = reasons
         self._users = users
         self._model_set = frozenset(models)
-        self._bp = breakpoints if cache_size > 0 else None
+        # Per model: the literals its slice compares the context with (None: that model is not cached).
+        self._bp = breakpoints if cache_size > 0 else {m: None for m in models}
         self._cache: dict[tuple, Decision] = {}
         self._cache_size = cache_size
         self.models: tuple[str, ...] = models
@@ -133,7 +135,7 @@ class PolicyEngine:
     @property
     def cacheable(self) -> bool:
         """Whether decisions of this engine are cached (see ``analysis.context_breakpoints``)."""
-        return self._bp is not None
+        return all(bp is not None for bp in self._bp.values())
 
     def reason(self, policy_id: str) -> Reason:
         return self._reasons.get(policy_id) or Reason(id=policy_id, title="", kind="policy")
@@ -189,9 +191,10 @@ class PolicyEngine:
         except (TypeError, AttributeError, OverflowError):
             return _deny(self.hash, _system("context-invalid", "The request time is not a valid instant"))
         key = None
-        if self._bp is not None:
-            key = (action, principal.user_id, model, context.use_case, self._bp.now_bucket(now_ms),
-                   tuple(self._bp.guard_bucket(c, u) for c, u in zip(GUARD_CATEGORIES, units)))
+        bp = self._bp[model]
+        if bp is not None:
+            key = (action, principal.user_id, model, context.use_case, bp.now_bucket(now_ms),
+                   tuple(bp.guard_bucket(c, u) for c, u in zip(GUARD_CATEGORIES, units)))
         return key, (principal.user_id, action, model, now_ms, str(context.use_case), units)
 
     @staticmethod
@@ -391,8 +394,10 @@ def build_engine(world: PolicyWorld) -> PolicyEngine:
     entities_json = _entities_json(world)
     policies: dict[str, cedarpy.PolicySet] = {}
     link_model = {ln["newId"]: ln["values"]["?resource"]["id"] for ln in links}
+    breakpoints: dict[str, Breakpoints | None] = {}
     for m in world.models:
         keep = {pid: pol for pid, pol in static.items() if _may_apply(pol.get("resource"), m.name, m.family)}
+        breakpoints[m.name] = context_breakpoints(list(keep.values()) + list(templates.values()))
         sliced = {"staticPolicies": keep, "templates": templates,
                   "templateLinks": [ln for ln in links if link_model[ln["newId"]] == m.name]}
         try:
@@ -408,7 +413,6 @@ def build_engine(world: PolicyWorld) -> PolicyEngine:
         {"schema": schema_text(), "policies": policy_json, "entities": entities_json},
         sort_keys=True, separators=(",", ":"),
     ).encode()).hexdigest()
-    breakpoints = context_breakpoints(list(static.values()) + list(templates.values()))
     return PolicyEngine(
         policies=policies, entities=entities, reasons=reasons,
         users={u.id: u.org for u in world.users},
