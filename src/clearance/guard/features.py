@@ -7,8 +7,8 @@ with a position-independent polynomial hash.  The hash is stable across
 processes and platforms (no use of Python's randomised ``hash``), so weights
 trained once can be shipped.
 
-Feature values are counts divided by the square root of the number of
-n-grams of that kind, so a linear score is ``sum(w[char_idx]) / sqrt(nc) +
+Features are binary (each bucket counted once per text, at its first
+occurrence) and divided by the square root of the number of n-grams of that kind, so a linear score is ``sum(w[char_idx]) / sqrt(nc) +
 sum(w[word_idx]) / sqrt(nw)``; ``Positions`` keeps per-character sums so that
 scores of many windows of one long text cost one cumulative sum.
 """
@@ -118,13 +118,19 @@ def grams(norm: str, bits: int) -> Grams:
             widx.append(_bucket(bh, int(_WORD_SALT) + 7, bits))
             wpos.append(starts[:-1])
     e = np.zeros(0, dtype=np.int64)
-    return Grams(
-        np.concatenate(cidx) if cidx else e,
-        np.concatenate(cpos) if cpos else e,
-        np.concatenate(widx),
-        np.concatenate(wpos),
-        n,
-    )
+    ci, cp = (np.concatenate(cidx), np.concatenate(cpos)) if cidx else (e, e)
+    wi, wp = _first(np.concatenate(widx), np.concatenate(wpos))
+    ci, cp = _first(ci, cp)
+    return Grams(ci, cp, wi, wp, n)
+
+
+def _first(idx: np.ndarray, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Keep each bucket once, at its first occurrence: features are binary, so
+    repeating a passage does not inflate its score."""
+    if len(idx) == 0:
+        return idx, pos
+    _, first = np.unique(idx, return_index=True)
+    return idx[first], pos[first]
 
 
 def windows(length: int, sizes: tuple[tuple[int, int], ...]) -> np.ndarray:

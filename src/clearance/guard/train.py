@@ -73,7 +73,7 @@ def _margins(x: Csr, w: np.ndarray) -> np.ndarray:
     return cs[x.indptr[1:]] - cs[x.indptr[:-1]]
 
 
-def fit_logistic(x: Csr, y: np.ndarray, dim: int, epochs: int = 120, lr: float = 0.05,
+def fit_logistic(x: Csr, y: np.ndarray, dim: int, epochs: int = 100, lr: float = 0.05,
                  l2: float = 1e-4) -> tuple[np.ndarray, float]:
     """Class-balanced L2 logistic regression, full-batch Adam."""
     pos = y.sum()
@@ -130,7 +130,7 @@ def train(out_dir: Path = MODEL_DIR, seed: int = 0, target_fpr: float = 0.01,
         oof = np.full(len(y), np.nan)
         for k in (0, 1):
             tr, te = np.flatnonzero(fold != k), np.flatnonzero(fold == k)
-            wk, bk = fit_logistic(_subset(x, tr), y[tr], dim, epochs=50)
+            wk, bk = fit_logistic(_subset(x, tr), y[tr], dim, epochs=40)
             oof[te] = _margins(_subset(x, te), wk) + bk
         neg = oof[(y == 0) & ~np.isnan(oof)]
         w, b = fit_logistic(x, y, dim)

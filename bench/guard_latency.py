@@ -1,0 +1,90 @@
+"""Benchmark the built-in guard: per-prompt latency on one core, and `guard score` throughput.
+
+Prints one JSON object: p50/p99 milliseconds per prompt at several lengths
+(up to 4,000 characters, plus one long input screened in full), and lines per
+second through ``clearance guard score``.  Not a test; run by hand:
+
+    .venv/bin/python bench/guard_latency.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+from clearance.guard import load_guard  # noqa: E402
+from clearance.guard.dataset import load_rows  # noqa: E402
+from clearance.guard.settings import GuardSettings  # noqa: E402
+
+LENGTHS = (100, 500, 1000, 2000, 4000, 20000)
+
+
+def _corpus() -> str:
+    rows = load_rows()
+    rng = random.Random(0)
+    rng.shuffle(rows)
+    return "\n".join(r.text for r in rows[:3000])
+
+
+def _prompts(corpus: str, length: int, n: int) -> list[str]:
+    rng = random.Random(length)
+    return [corpus[s:s + length] for s in (rng.randrange(0, len(corpus) - length) for _ in range(n))]
+
+
+def latency(n: int = 400) -> dict:
+    guard = load_guard(GuardSettings())
+    corpus = _corpus()
+    out = {}
+    for length in LENGTHS:
+        prompts = _prompts(corpus, length, n if length <= 4000 else n // 10)
+        for p in prompts[:20]:
+            guard.score([p])
+        times = []
+        for p in prompts:
+            t0 = time.perf_counter()
+            guard.score([p])
+            times.append((time.perf_counter() - t0) * 1000)
+        times.sort()
+        out[str(length)] = {"n": len(times), "p50_ms": round(times[len(times) // 2], 3),
+                            "p99_ms": round(times[min(len(times) - 1, int(len(times) * 0.99))], 3)}
+    return out
+
+
+def throughput(lines: int = 5000) -> dict:
+    corpus = _corpus()
+    rng = random.Random(1)
+    data = b"".join(
+        json.dumps({"text": corpus[s:s + rng.randint(50, 400)]}).encode() + b"\n"
+        for s in (rng.randrange(0, len(corpus) - 500) for _ in range(lines)))
+    exe = str(Path(sys.executable).parent / "clearance")
+    cmd = ["taskset", "-c", "0", exe, "guard", "score"] if _has_taskset() else [exe, "guard", "score"]
+    t0 = time.perf_counter()
+    r = subprocess.run(cmd, input=data, capture_output=True, check=True)
+    wall = time.perf_counter() - t0
+    n_out = len(r.stdout.splitlines())
+    return {"lines": n_out, "seconds_including_startup": round(wall, 3),
+            "lines_per_second": round(n_out / wall, 1), "mean_chars": round(len(data) / lines)}
+
+
+def _has_taskset() -> bool:
+    from shutil import which
+    return which("taskset") is not None
+
+
+def main() -> None:
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+    print(json.dumps({"per_prompt_ms": latency(), "guard_score_cli": throughput(),
+                      "one_core": hasattr(os, "sched_setaffinity")}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

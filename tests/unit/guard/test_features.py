@@ -1,0 +1,49 @@
+"""The hashed n-gram features: stable, position independent, covering the whole text."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from clearance.guard import features
+
+
+def test_same_word_same_bucket_anywhere():
+    word = features.grams("exploit", 18).word_idx[0]
+    a = features.grams(features.normalise("exploit now"), 18)
+    b = features.grams(features.normalise("please exploit"), 18)
+    assert word in set(a.word_idx.tolist()) and word in set(b.word_idx.tolist())
+    # ... and at the position where the word starts
+    assert b.word_pos[b.word_idx.tolist().index(word)] == len("please ")
+
+
+def test_repetition_counts_once():
+    once = features.grams(features.normalise("jump the fence"), 18)
+    many = features.grams(features.normalise("jump the fence " * 50), 18)
+    assert set(once.word_idx.tolist()) <= set(many.word_idx.tolist())
+    assert len(many.word_idx) == len(set(many.word_idx.tolist()))
+
+
+def test_normalise_folds_case_digits_and_space():
+    assert features.normalise("  CVE-2021-44228\n\tPatch ") == "cve-0000-00000 patch"
+
+
+def test_different_texts_differ():
+    a = features.grams("kill a process", 18)
+    b = features.grams("kill a person", 18)
+    assert set(a.char_idx.tolist()) != set(b.char_idx.tolist())
+
+
+def test_windows_cover_every_character():
+    for n in (10, 600, 601, 4001, 12345):
+        w = features.windows(n, ((4000, 2000), (600, 300)))
+        covered = np.zeros(n, bool)
+        for s, e in w:
+            assert 0 <= s < e <= n
+            covered[s:e] = True
+        assert covered.all()
+        assert (0, n) in {tuple(x) for x in w.tolist()}
+
+
+def test_empty_text():
+    g = features.grams("", 18)
+    assert g.length == 0 and len(g.char_idx) == 0
