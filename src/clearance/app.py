@@ -44,9 +44,9 @@ def build_backends(config: Config, client: httpx.AsyncClient) -> dict:
 def build_guard(config: Config):
     if not config.guard.enabled:
         return None
-    from clearance.guard import load_guard
+    from clearance.guard import GuardSet
 
-    return load_guard(config.guard, config.path.parent if config.path else None)
+    return GuardSet(config.guard, config.path.parent if config.path else None)
 
 
 def build_audit(config: Config, engine):

@@ -71,8 +71,6 @@ class ModelSettings(_Strict):
     description: str = ""
     # Policy-relevant attributes of the model (see policy/schema.cedarschema).
     attributes: dict[str, object] = Field(default_factory=dict)
-    # Whether a guard error should deny (true, fail closed) or let policy decide without scores.
-    guard_required: bool = True
 
 
 class Config(_Strict):

@@ -41,7 +41,7 @@ class Gateway:
     snapshots: SnapshotHolder
     router: Router
     metrics: Metrics
-    guard: Any = None  # clearance.guard.Guard, or None when the guard is off
+    guard: Any = None  # clearance.guard.GuardSet, or None when the guard is off
     audit: Any = None  # clearance.audit.AuditLog, or None when the audit log is off
 
 
@@ -88,23 +88,24 @@ def find_model(snapshot: Snapshot, name: str) -> ModelSettings:
 
 # --- 2. guard ----------------------------------------------------------------
 
-async def screen(gw: Gateway, req: ChatRequest, model: ModelSettings) -> GuardScores:
+async def screen(gw: Gateway, req: ChatRequest, model: ModelSettings) -> tuple[GuardScores, bool]:
+    """Score the whole conversation; the flag says a required guard could not decide (fail closed)."""
     if gw.guard is None:
-        return GuardScores(scores={c: 0.0 for c in GUARD_CATEGORIES}, guard="off")
+        return GuardScores(scores={c: 0.0 for c in GUARD_CATEGORIES}, guard="off"), False
     started = time.perf_counter()
     try:
-        scores = await gw.guard.ascore(req.texts(), model.name)
+        scores, must_deny = await gw.guard.ascreen(model.name, req.texts())
     except Exception as e:  # a guard must not raise, but if it does, it could not decide
-        scores = GuardScores(error=f"guard failed: {type(e).__name__}")
+        scores, must_deny = GuardScores(error=f"guard failed: {type(e).__name__}"), True
     gw.metrics.guard_latency.observe(time.perf_counter() - started)
-    return scores
+    return scores, must_deny
 
 
 # --- 3. policy ---------------------------------------------------------------
 
 def decide(snapshot: Snapshot, principal: Principal, model: ModelSettings, scores: GuardScores,
-           now: datetime) -> Decision:
-    if scores.error and model.guard_required:
+           guard_failed: bool, now: datetime) -> Decision:
+    if guard_failed:
         return Decision(False, (Reason("guard-unavailable", "The required prompt guard could not decide", "system"),),
                         errors=(scores.error,), snapshot_hash=snapshot.hash)
     guard = {c: float(scores.scores.get(c, 0.0)) for c in GUARD_CATEGORIES}
@@ -185,8 +186,8 @@ async def admit(gw: Gateway, req: ChatRequest, api_key: str | None) -> Admitted:
     now = datetime.now(timezone.utc)
     principal = identify(snapshot, api_key, now)
     model = find_model(snapshot, req.model)
-    scores = await screen(gw, req, model)
-    decision = decide(snapshot, principal, model, scores, now)
+    scores, guard_failed = await screen(gw, req, model)
+    decision = decide(snapshot, principal, model, scores, guard_failed, now)
     adm = Admitted(snapshot, principal, model, scores, decision, started, prompt_digest(req))
     label = "allow" if decision.allowed else ("guard_block" if _is_guard_block(decision, scores) else "deny")
     gw.metrics.decisions.labels(model.name, label).inc()

@@ -36,8 +36,7 @@ def world(request, tmp_path_factory):
     ]
     (tmp / "allow.cedar").write_text('@id("allow-all")\n@title("Everyone may use every model")\n'
                                      'permit (principal, action, resource);\n')
-    config = write_config(tmp, db_url, backends, models, policy={"files": ["allow.cedar"]},
-                          guard={"enabled": False})
+    config = write_config(tmp, db_url, backends, models, policy={"files": ["allow.cedar"]})
     key = add_persona(config, "alice", "acme", use_case="testing")
     revoked = add_persona(config, "bob", "acme")
     out = run_cli(config, "key", "list", "--user", "bob").stdout
