@@ -135,29 +135,32 @@ def directive_list(active, as_json, config_path) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @config_option
 def directive_whatif(file, since, as_json, config_path) -> None:
-    """Show who would lose or gain access if FILE were applied now."""
+    """Show who would lose or gain access if FILE were applied now (--since: replay the audit log)."""
+    window = None
     if since is not None:
         try:
-            parse_duration(since)
+            window = parse_duration(since)
         except ValueError as e:
             raise click.BadParameter(str(e), param_hint="--since") from None
     config = open_config(config_path)
     text = _read(file)
     with store(config) as s:
-        report = whatif(s, config, text)
-    report.note = ("replayed every (user, model) pair in the store at now, with no guard flags"
-                   + (f"; --since {since} applies once decisions are read from the audit log" if since else ""))
+        report = whatif(s, config, text, since=window)
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=2))
         return
-    click.echo(f"{report.note}: {report.pairs} pairs, {len(report.changes)} would change")
+    click.echo(f"{report.note}: {report.pairs} (user, model) pairs, {len(report.changes)} would change")
     summary = report.summary()
-    for org, n in sorted(summary["by_org"].items()):
-        click.echo(f"  org {org}: {n['lose']} lose, {n['gain']} gain")
+    for view in ("by_org", "by_model", "by_user"):
+        for name, n in sorted(summary[view].items()):
+            reqs = f" ({n['requests_lose']} / {n['requests_gain']} recorded requests)" if report.source == "audit" else ""
+            click.echo(f"  {view[3:]} {name}: {n['lose']} lose, {n['gain']} gain{reqs}")
     for c in report.changes:
-        extra = f"; fallback: {', '.join(c.fallback) or 'none'}" if c.change == "lose" else ""
+        extra = (f"; fallback: {', '.join(c.fallback) or 'none'}"
+                 + (f" via {c.fallback_backend}" if c.fallback_backend else "")) if c.change == "lose" else ""
+        reqs = f", {c.requests} recorded requests" if report.source == "audit" else ""
         click.echo(f"  {c.change:<4} {c.org}/{c.user} {c.model} (route {' > '.join(c.route)}; "
-                   f"by {', '.join(c.reasons)}{extra})")
+                   f"by {', '.join(c.reasons)}{extra}{reqs})")
 
 
 # -- approval -------------------------------------------------------------------
