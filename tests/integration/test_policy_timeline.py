@@ -190,8 +190,18 @@ def test_suspension_redeployment_and_lifting(demo):
         ("us-analyst", "frontier-cyber"): lambda o: denied_by(o, "default-deny", "system"),
     })
 
+    # Impact first: the requests just recorded in the audit log, replayed against the proposed suspension.
+    suspend = write_policy(config, "suspend.cedar", SUSPEND)
+    impact = json.loads(run_cli(config, "directive", "whatif", suspend, "--since", "1h", "--json").stdout)
+    assert impact["source"] == "audit" and impact["requests_replayed"] >= 12
+    lost = {(c["user"], c["model"]): c for c in impact["changes"] if c["change"] == "lose"}
+    assert set(lost) == {("intl-researcher", "frontier-general")}  # the only non-US person who asked
+    assert lost[("intl-researcher", "frontier-general")]["requests"] == 3
+    assert lost[("intl-researcher", "frontier-general")]["fallback"] == ["open-local"]
+    assert lost[("intl-researcher", "frontier-general")]["fallback_backend"] == "local-vllm"
+
     # (a) Both frontier models suspended for everyone who is not a US person.
-    t = cli(config, "directive", "apply", write_policy(config, "suspend.cedar", SUSPEND), "--id", "EO-SUSPEND-1",
+    t = cli(config, "directive", "apply", suspend, "--id", "EO-SUSPEND-1",
             "--title", "Frontier models suspended for non-US persons", "--authority", "Department of Commerce")
     settle(t)
     check_all(gw, keys, {
@@ -232,6 +242,17 @@ def test_suspension_redeployment_and_lifting(demo):
     })
     listed = json.loads(run_cli(config, "directive", "list", "--json").stdout)
     assert {d["id"]: d["status"] for d in listed} == {"EO-SUSPEND-1": "revoked", "EO-REDEPLOY-1": "revoked"}
+
+    # The compliance view: each directive's first enforced denial, provable in the log.
+    report = json.loads(run_cli(config, "audit", "report").stdout)["directives"]
+    run_cli(config, "audit", "checkpoint")
+    for directive_id in ("EO-SUSPEND-1", "EO-REDEPLOY-1"):
+        d = report[directive_id]
+        assert d["denials_in_window"] > 0 and d["seconds_to_first_denial"] >= 0, d
+        proof = json.loads(run_cli(config, "audit", "prove", str(d["first_denial_entry"])).stdout)
+        assert directive_id in json.dumps(proof)
+        print(f"\n[report] {directive_id}: first enforced denial {d['seconds_to_first_denial']:.3f} s "
+              f"after its effective instant (entry {d['first_denial_entry']})")
 
 
 # -- (d) an evaluator window ------------------------------------------------------------
