@@ -11,7 +11,8 @@ import pytest
 from clearance.audit import ProofError
 from clearance.audit.merkle import verify_consistency, verify_inclusion
 
-VECTORS = Path(__file__).resolve().parents[3] / ".." / "shared" / "testvectors" / "rfc6962"
+# A copy of transparency-dev/merkle's vectors ships with the tests (see its SOURCE.md and LICENSE).
+VECTORS = Path(__file__).resolve().parents[2] / "testvectors" / "rfc6962"
 
 
 def _cases(kind: str) -> list[Path]:
@@ -29,9 +30,8 @@ def _ids(paths: list[Path]) -> list[str]:
     return [str(p.relative_to(VECTORS)) for p in paths]
 
 
-needs_vectors = pytest.mark.skipif(
-    not VECTORS.is_dir(), reason=f"RFC 6962 test vectors not found at {VECTORS.resolve()}"
-)
+def needs_vectors(fn):
+    return fn
 
 INCLUSION = _cases("inclusion")
 CONSISTENCY = _cases("consistency")
