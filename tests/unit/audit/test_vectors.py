@@ -30,19 +30,14 @@ def _ids(paths: list[Path]) -> list[str]:
     return [str(p.relative_to(VECTORS)) for p in paths]
 
 
-def needs_vectors(fn):
-    return fn
-
 INCLUSION = _cases("inclusion")
 CONSISTENCY = _cases("consistency")
 
 
-@needs_vectors
 def test_vectors_present() -> None:
     assert len(INCLUSION) > 50 and len(CONSISTENCY) > 50
 
 
-@needs_vectors
 @pytest.mark.parametrize("path", INCLUSION, ids=_ids(INCLUSION))
 def test_inclusion_vector(path: Path) -> None:
     c = json.loads(path.read_text())
@@ -55,7 +50,6 @@ def test_inclusion_vector(path: Path) -> None:
         assert verify_inclusion(*args) is None
 
 
-@needs_vectors
 @pytest.mark.parametrize("path", CONSISTENCY, ids=_ids(CONSISTENCY))
 def test_consistency_vector(path: Path) -> None:
     c = json.loads(path.read_text())
