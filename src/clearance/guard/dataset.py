@@ -124,10 +124,26 @@ def _many_shot(reqs: list[str], target: str, rng: random.Random) -> str:
     return "\n\n".join(lines)
 
 
-def composites(rows: list[Example], seed: int, scale: float = 1.0) -> list[Example]:
-    """Jailbreak-wrapped requests, benign system prompts, encoded and many-shot variants."""
+def composites(rows: list[Example], seed: int, scale: float = 1.0,
+               stratify: bool = False) -> list[Example]:
+    """Jailbreak-wrapped requests, benign system prompts, encoded and many-shot variants.
+
+    With ``stratify``, half of the jailbreak wrappers are drawn family first
+    (a family uniformly, then a row of it), so that short styles such as
+    system-prompt extraction are not drowned out by the largest corpus.
+    """
     rng = random.Random(seed)
-    wrappers = [r.text for r in rows if r.jailbreak and r.family != "fragment-suffix"]
+    wrapper_rows = [r for r in rows if r.jailbreak and r.family != "fragment-suffix"]
+    wrappers = [r.text for r in wrapper_rows]
+    by_family: dict[str, list[str]] = {}
+    for r in wrapper_rows:
+        by_family.setdefault(r.family, []).append(r.text)
+    families = sorted(by_family)
+
+    def wrapper() -> str:
+        if stratify and rng.random() < 0.5:
+            return rng.choice(by_family[rng.choice(families)])
+        return rng.choice(wrappers)
     suffixes = [r.text for r in rows if r.family == "fragment-suffix"]
     harm = [r for r in rows if r.family.startswith(("harm-", "cyber-"))]
     cyber = [r for r in harm if r.cyber_offense]
@@ -143,7 +159,7 @@ def composites(rows: list[Example], seed: int, scale: float = 1.0) -> list[Examp
     fam = "composite"
     if wrappers and harm:
         for _ in range(n(500)):
-            w, h = rng.choice(wrappers), rng.choice(harm if rng.random() < 0.7 else cyber or harm)
+            w, h = wrapper(), rng.choice(harm if rng.random() < 0.7 else cyber or harm)
             text = f"{w}\n\n{h.text}" if rng.random() < 0.7 else f"{h.text}\n\n{w}"
             out.append(Example(text, f"{fam}-wrapped", 1, h.cyber_offense))
     if suffixes and harm:
@@ -188,7 +204,7 @@ def family_split(seed: int = 0, data_dir: Path = DATA_DIR) -> Split:
     test_rows = [r for r in rows if r.family in TEST_FAMILIES]
     train_rows = [r for r in rows if r.family not in TEST_FAMILIES]
     train_rows, dropped = drop_near_duplicates(train_rows, test_rows)
-    train = [r for r in train_rows if r.family != "fragment-suffix"] + composites(train_rows, seed)
+    train = [r for r in train_rows if r.family != "fragment-suffix"] + composites(train_rows, seed, stratify=True)
     test = list(test_rows) + [
         Example(e.text, e.family.replace("composite", "test-composite"), e.jailbreak, e.cyber_offense)
         for e in composites(test_rows, seed + 1, scale=0.3)

@@ -15,7 +15,6 @@ scores of many windows of one long text cost one cumulative sum.
 
 from __future__ import annotations
 
-import re
 import threading
 from dataclasses import dataclass
 
@@ -29,7 +28,6 @@ _MIX = np.uint64(0x9E3779B97F4A7C15)
 _WORD_SALT = np.uint64(0x5851F42D4C957F2D)
 _BIGRAM_MUL = np.uint64(0x2545F4914F6CDD1D)
 _DIGITS = str.maketrans("123456789", "000000000")
-_SPACE_RE = re.compile(r"\s+")
 
 # ASCII letters and digits are word characters; so is anything beyond ASCII.
 _WORD_TABLE = np.zeros(128, dtype=bool)
@@ -66,7 +64,7 @@ _POWERS = _Powers()
 
 def normalise(text: str) -> str:
     """The form in which a text is featurised."""
-    return _SPACE_RE.sub(" ", text.lower().translate(_DIGITS)).strip()
+    return " ".join(text.lower().translate(_DIGITS).split())
 
 
 @dataclass(frozen=True, slots=True)

@@ -65,25 +65,28 @@ class LinearModel:
             return self.b.copy()
         g = features.grams(norm, self.bits)
         n = g.length
-        out = np.full(k, -np.inf)
+        parts = ((g.char_idx, g.char_pos), (g.word_idx, g.word_pos))
+        if n <= WINDOWS[-1][0]:
+            # One window (the whole text): plain sums, no per-position bookkeeping.
+            total = self.b.copy()
+            for idx, _ in parts:
+                if len(idx):
+                    total += self.w[:, idx].sum(axis=1, dtype=np.float64) / np.sqrt(len(idx))
+            return total
         spans = features.windows(n, WINDOWS)
-        cum = []
-        for idx, pos in ((g.char_idx, g.char_pos), (g.word_idx, g.word_pos)):
-            per = np.zeros((k, n + 1), dtype=np.float64)
-            cnt = np.zeros(n + 1, dtype=np.float64)
-            if len(idx):
-                for j in range(k):
-                    per[j, 1:] = np.bincount(pos, weights=self.w[j, idx], minlength=n)
-                cnt[1:] = np.bincount(pos, minlength=n)
-            cum.append((np.cumsum(per, axis=1), np.cumsum(cnt)))
         s, e = spans[:, 0], spans[:, 1]
         total = np.zeros((k, len(spans)))
-        for csum, ccnt in cum:
-            num = csum[:, e] - csum[:, s]
-            den = np.sqrt(np.maximum(ccnt[e] - ccnt[s], 1.0))
-            total += num / den
-        out = np.max(total, axis=1) + self.b
-        return out
+        for idx, pos in parts:
+            if not len(idx):
+                continue
+            wg = self.w[:, idx]
+            csum = np.zeros((k, n + 1))
+            for j in range(k):
+                csum[j, 1:] = np.cumsum(np.bincount(pos, weights=wg[j], minlength=n))
+            ccnt = np.zeros(n + 1)
+            ccnt[1:] = np.cumsum(np.bincount(pos, minlength=n))
+            total += (csum[:, e] - csum[:, s]) / np.sqrt(np.maximum(ccnt[e] - ccnt[s], 1.0))
+        return np.max(total, axis=1) + self.b
 
     def scores(self, text: str) -> dict[str, float]:
         """Probability-like score in 0..1 per category."""

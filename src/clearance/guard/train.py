@@ -3,8 +3,9 @@
 Deterministic for a given seed and data: full-batch Adam on an L2-regularised,
 class-balanced logistic loss, one weight row per category.  After fitting,
 each category's bias is shifted so that a score of 0.5 sits at the
-``target_fpr`` quantile of held-in benign windows (cross-fitted by family, so
-the shift is not measured on rows the weights were fitted on).
+``1 - target_fpr`` quantile of the hand-written benign prompts' margins
+(hard negatives: alarming-sounding but fine), cross-fitted by family so the
+shift is not measured on rows the weights were fitted on.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from clearance.guard.dataset import CATEGORIES, Example, family_split
 from clearance.guard.model import MODEL_DIR, WINDOWS, LinearModel
 
 BITS = 18
+HARD_BENIGN_PREFIX = "benign-hw-"
 
 
 @dataclass
@@ -124,15 +126,18 @@ def train(out_dir: Path = MODEL_DIR, seed: int = 0, target_fpr: float = 0.01,
     uniq = np.unique(fams)
     fold_of_family = dict(zip(uniq, rng.integers(0, 2, len(uniq))))
     fold = np.array([fold_of_family[f] for f in fams])
+    # Hard negatives: hand-written benign prompts that sound alarming, defensive
+    # security work, prompt engineering, fiction and system prompts.
+    hard = np.array([f.startswith(HARD_BENIGN_PREFIX) for f in fams])
     for cat in CATEGORIES:
         y = np.array([o.label(cat) for o in owners], np.float64)
         # Cross-fitted benign margins, to place the 0.5 point at the target FPR.
         oof = np.full(len(y), np.nan)
         for k in (0, 1):
             tr, te = np.flatnonzero(fold != k), np.flatnonzero(fold == k)
-            wk, bk = fit_logistic(_subset(x, tr), y[tr], dim, epochs=40)
+            wk, bk = fit_logistic(_subset(x, tr), y[tr], dim)
             oof[te] = _margins(_subset(x, te), wk) + bk
-        neg = oof[(y == 0) & ~np.isnan(oof)]
+        neg = oof[(y == 0) & hard & ~np.isnan(oof)]
         w, b = fit_logistic(x, y, dim)
         shift = float(np.quantile(neg, 1 - target_fpr))
         shifts[cat] = shift

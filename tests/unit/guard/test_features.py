@@ -47,3 +47,11 @@ def test_windows_cover_every_character():
 def test_empty_text():
     g = features.grams("", 18)
     assert g.length == 0 and len(g.char_idx) == 0
+
+
+def test_first_occurrence_is_kept():
+    text = features.normalise("alpha beta alpha beta alpha")
+    g = features.grams(text, 18)
+    alpha = features.grams("alpha", 18).word_idx[0]
+    assert g.word_pos[g.word_idx.tolist().index(alpha)] == 0
+    assert len(set(g.char_idx.tolist())) == len(g.char_idx)
