@@ -28,6 +28,7 @@ _MIX = np.uint64(0x9E3779B97F4A7C15)
 _WORD_SALT = np.uint64(0x5851F42D4C957F2D)
 _BIGRAM_MUL = np.uint64(0x2545F4914F6CDD1D)
 _DIGITS = str.maketrans("123456789", "000000000")
+_DIGITS_BYTES = bytes.maketrans(b"123456789", b"000000000")
 
 # ASCII letters and digits are word characters; so is anything beyond ASCII.
 _WORD_TABLE = np.zeros(128, dtype=bool)
@@ -64,7 +65,10 @@ _POWERS = _Powers()
 
 def normalise(text: str) -> str:
     """The form in which a text is featurised."""
-    return " ".join(text.lower().translate(_DIGITS).split())
+    low = text.lower()
+    # bytes.translate is an order of magnitude faster than str.translate.
+    low = low.encode("ascii").translate(_DIGITS_BYTES).decode("ascii") if low.isascii() else low.translate(_DIGITS)
+    return " ".join(low.split())
 
 
 @dataclass(frozen=True, slots=True)
