@@ -12,7 +12,6 @@ import contextlib
 import logging
 import os
 
-import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -25,6 +24,7 @@ from clearance.metrics import Metrics
 from clearance.pipeline import Gateway
 from clearance.routing.backends.anthropic import AnthropicBackend
 from clearance.routing.backends.openai import OpenAIBackend
+from clearance.routing.backends.transport import Timeouts, make_session
 from clearance.routing.router import Router
 from clearance.snapshot import SnapshotHolder
 from clearance.store.db import make_engine, make_sessionmaker, migrate
@@ -32,12 +32,12 @@ from clearance.store.db import make_engine, make_sessionmaker, migrate
 log = logging.getLogger("clearance.app")
 
 
-def build_backends(config: Config, client: httpx.AsyncClient) -> dict:
+def build_backends(config: Config) -> dict:
     backends = {}
     for b in config.backends:
-        timeout = httpx.Timeout(b.timeout_seconds, connect=b.connect_timeout_seconds)
+        timeouts = Timeouts(total=b.timeout_seconds, connect=b.connect_timeout_seconds)
         cls = AnthropicBackend if b.kind == "anthropic" else OpenAIBackend
-        backends[b.name] = cls(b.name, b.base_url, b.api_key(), client, timeout=timeout)
+        backends[b.name] = cls(b.name, b.base_url, b.api_key(), timeouts)
     return backends
 
 
@@ -63,14 +63,14 @@ def create_app(config: Config) -> Starlette:
     migrate(engine)
     sessions = make_sessionmaker(engine)
     metrics = Metrics()
-    client = httpx.AsyncClient(limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200,
-                                                   keepalive_expiry=30), http2=False)
-    router = Router(build_backends(config, client), {b.name: b for b in config.backends}, metrics.observe_upstream)
+    router = Router(build_backends(config), {b.name: b for b in config.backends}, metrics.observe_upstream)
     gw = Gateway(config=config, snapshots=SnapshotHolder(sessions, config), router=router, metrics=metrics,
                  guard=build_guard(config), audit=build_audit(config, engine))
 
     @contextlib.asynccontextmanager
     async def lifespan(_app):
+        session = make_session()
+        router.bind(session)
         gw.snapshots.start()
         if gw.audit is not None:
             gw.audit.start()
@@ -82,7 +82,7 @@ def create_app(config: Config) -> Starlette:
             await gw.snapshots.stop()
             if gw.audit is not None:
                 await gw.audit.aclose()
-            await client.aclose()
+            await session.close()
             engine.dispose()
 
     async def not_found(request: Request, exc: Exception) -> Response:

@@ -54,6 +54,11 @@ class Router:
                          for name, s in settings.items()}
         self.observe = observe or (lambda _b, _o, _s: None)
 
+    def bind(self, session) -> None:
+        """Give every backend the worker's HTTP session (created inside the event loop)."""
+        for backend in self.backends.values():
+            backend.session = session
+
     def _candidates(self, model: ModelSettings, attempts: Attempts):
         for name in model.backends:
             if not self.settings[name].available:

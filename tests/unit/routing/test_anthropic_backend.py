@@ -16,7 +16,6 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import httpx
 import pytest
 import uvicorn
 from starlette.applications import Starlette
@@ -24,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from clearance.routing.backends.transport import Timeouts, make_session
 from clearance.routing.backends.anthropic import AnthropicBackend, build_body, finish_reason
 from clearance.routing.backends.base import UpstreamError
 from clearance.types import ChatChunk, ChatRequest, ChatResult, Message
@@ -171,10 +171,10 @@ def _req(*messages: Message, stream: bool = False, **kw: Any) -> ChatRequest:
 
 
 def _complete(base_url: str, model: str, *, api_key: str | None = API_KEY,
-              timeout: httpx.Timeout | None = None) -> ChatResult:
+              timeout: Timeouts = Timeouts()) -> ChatResult:
     async def run() -> ChatResult:
-        async with httpx.AsyncClient() as client:
-            backend = AnthropicBackend("anthro", base_url, api_key, client, timeout=timeout)
+        async with make_session() as session:
+            backend = AnthropicBackend("anthro", base_url, api_key, timeout, session)
             try:
                 return await backend.complete(_req(), model)
             finally:
@@ -183,12 +183,12 @@ def _complete(base_url: str, model: str, *, api_key: str | None = API_KEY,
 
 
 def _stream(base_url: str, model: str, received: list[ChatChunk] | None = None,
-            timeout: httpx.Timeout | None = None) -> list[ChatChunk]:
+            timeout: Timeouts = Timeouts()) -> list[ChatChunk]:
     out = received if received is not None else []
 
     async def run() -> None:
-        async with httpx.AsyncClient() as client:
-            backend = AnthropicBackend("anthro", base_url, API_KEY, client, timeout=timeout)
+        async with make_session() as session:
+            backend = AnthropicBackend("anthro", base_url, API_KEY, timeout, session)
             async for chunk in backend.stream(_req(stream=True), model):
                 out.append(chunk)
     asyncio.run(run())
@@ -310,7 +310,7 @@ def test_connect_refused_is_retryable_502() -> None:
 
 def test_hang_times_out_as_504(upstream: tuple[str, _Upstream]) -> None:
     base_url, _ = upstream
-    timeout = httpx.Timeout(0.3, connect=2.0)
+    timeout = Timeouts(total=0.3, connect=2.0)
     for call in (lambda: _complete(base_url, "hang", timeout=timeout),
                  lambda: _stream(base_url, "hang", timeout=timeout)):
         with pytest.raises(UpstreamError) as caught:
@@ -323,7 +323,7 @@ def test_stall_mid_stream_times_out_after_first_token(upstream: tuple[str, _Upst
     base_url, _ = upstream
     received: list[ChatChunk] = []
     with pytest.raises(UpstreamError) as caught:
-        _stream(base_url, "stall-mid-stream", received, timeout=httpx.Timeout(0.3, connect=2.0))
+        _stream(base_url, "stall-mid-stream", received, timeout=Timeouts(total=0.3, connect=2.0))
     assert caught.value.status == 504
     assert "".join(c.delta for c in received) == "Hel"
 
@@ -352,8 +352,8 @@ def test_consumer_may_stop_early(upstream: tuple[str, _Upstream]) -> None:
     base_url, _ = upstream
 
     async def run() -> str:
-        async with httpx.AsyncClient() as client:
-            backend = AnthropicBackend("anthro", base_url, API_KEY, client)
+        async with make_session() as session:
+            backend = AnthropicBackend("anthro", base_url, API_KEY, session=session)
             stream = backend.stream(_req(stream=True), "claude-up")
             first = await anext(stream)
             await stream.aclose()

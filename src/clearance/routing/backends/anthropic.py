@@ -11,13 +11,15 @@ and the upstream's own explanation, never the API key.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterable
 from contextlib import aclosing
+from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
+import aiohttp
+import orjson
 
 from clearance.routing.backends.base import UpstreamError
+from clearance.routing.backends.transport import TRANSPORT_ERRORS, Timeouts, iter_sse, transport_error
 from clearance.types import ChatChunk, ChatRequest, ChatResult, Usage
 
 DEFAULT_MAX_TOKENS = 1024
@@ -93,18 +95,18 @@ def build_body(req: ChatRequest, model: str, *, stream: bool) -> dict[str, Any]:
 class AnthropicBackend:
     """One upstream Anthropic Messages API server.
 
-    The ``httpx.AsyncClient`` is shared and owned by the caller; ``aclose``
-    releases nothing of its own.
+    The ``aiohttp.ClientSession`` is shared and owned by the caller (bound at
+    start-up); ``aclose`` releases nothing of its own.
     """
 
-    def __init__(self, name: str, base_url: str, api_key: str | None, client: httpx.AsyncClient,
-                 timeout: httpx.Timeout | None = None, anthropic_version: str = "2023-06-01"):
+    def __init__(self, name: str, base_url: str, api_key: str | None, timeouts: Timeouts = Timeouts(),
+                 session: aiohttp.ClientSession | None = None, anthropic_version: str = "2023-06-01"):
         self.name = name
         base = base_url.rstrip("/")
         self._url = f"{base}/messages" if base.endswith("/v1") else f"{base}/v1/messages"
         self._api_key = api_key
-        self._client = client
-        self._timeout = timeout
+        self.session = session
+        self._timeouts = timeouts
         self._headers = {"anthropic-version": anthropic_version, "content-type": "application/json"}
         if api_key:
             self._headers["x-api-key"] = api_key
@@ -114,14 +116,15 @@ class AnthropicBackend:
     async def complete(self, req: ChatRequest, model: str) -> ChatResult:
         body = build_body(req, model, stream=False)
         try:
-            response = await self._client.post(self._url, json=body, headers=self._headers,
-                                               timeout=self._timeout_arg())
-        except httpx.HTTPError as exc:
+            async with self.session.post(self._url, data=orjson.dumps(body), headers=self._headers,
+                                         timeout=self._timeouts.for_call()) as response:
+                status, raw = response.status, await response.read()
+        except TRANSPORT_ERRORS as exc:
             raise self._transport_error(exc) from None
-        if response.status_code != 200:
-            raise self._status_error(response.status_code, response.content)
+        if status != 200:
+            raise self._status_error(status, raw)
         try:
-            data = response.json()
+            data = orjson.loads(raw)
         except ValueError:
             raise self._error("answered with a body that is not JSON") from None
         if not isinstance(data, dict) or data.get("type") == "error":
@@ -143,16 +146,16 @@ class AnthropicBackend:
         body = build_body(req, model, stream=True)
         headers = {**self._headers, "accept": "text/event-stream"}
         try:
-            async with self._client.stream("POST", self._url, json=body, headers=headers,
-                                           timeout=self._timeout_arg()) as response:
-                if response.status_code != 200:
-                    raise self._status_error(response.status_code, await response.aread())
+            async with self.session.post(self._url, data=orjson.dumps(body), headers=headers,
+                                         timeout=self._timeouts.for_stream()) as response:
+                if response.status != 200:
+                    raise self._status_error(response.status, await response.read())
                 finished = False
-                async with aclosing(self._read_events(response.aiter_lines())) as chunks:
+                async with aclosing(self._read_events(response)) as chunks:
                     async for chunk in chunks:
                         finished = finished or chunk.finish_reason is not None
                         yield chunk
-        except httpx.HTTPError as exc:
+        except TRANSPORT_ERRORS as exc:
             raise self._transport_error(exc) from None
         if not finished:
             raise self._error("ended its stream before message_stop")
@@ -162,12 +165,12 @@ class AnthropicBackend:
 
     # ------------------------------------------------------------------ stream parsing
 
-    async def _read_events(self, lines: AsyncIterator[str]) -> AsyncIterator[ChatChunk]:
+    async def _read_events(self, response: aiohttp.ClientResponse) -> AsyncIterator[ChatChunk]:
         input_tokens = 0
         output_tokens = 0
         stop: str | None = None
-        async for event, data in _sse_events(lines):
-            if event == "ping" or data is None:
+        async for event, data in iter_sse(response):
+            if event == "ping" or not data:
                 continue
             try:
                 payload = json.loads(data)
@@ -206,22 +209,14 @@ class AnthropicBackend:
 
     # ------------------------------------------------------------------ errors
 
-    def _timeout_arg(self) -> Any:
-        return self._timeout if self._timeout is not None else httpx.USE_CLIENT_DEFAULT
-
     def _error(self, what: str, *, status: int = 502, retryable: bool = True,
                upstream_status: int | None = None) -> UpstreamError:
         message = self._scrub(f"Backend {self.name!r} {what}")
         return UpstreamError(message, status=status, retryable=retryable, upstream_status=upstream_status)
 
-    def _transport_error(self, exc: httpx.HTTPError) -> UpstreamError:
-        if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
-            return self._error("could not be reached (connection failed)")
-        if isinstance(exc, httpx.TimeoutException):
-            return self._error("timed out", status=504)
-        if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError)):
-            return self._error("closed the connection before the answer was complete")
-        return self._error(f"failed ({type(exc).__name__})")
+    def _transport_error(self, exc: BaseException) -> UpstreamError:
+        err = transport_error(self.name, exc)
+        return UpstreamError(self._scrub(err.message), status=err.status, retryable=err.retryable)
 
     def _status_error(self, status: int, raw: bytes) -> UpstreamError:
         try:
@@ -264,34 +259,3 @@ def _usage(raw: object) -> Usage:
                  if _is_count(raw.get(k)))
     completion = raw["output_tokens"] if _is_count(raw.get("output_tokens")) else 0
     return Usage(prompt_tokens=prompt, completion_tokens=completion)
-
-
-async def _sse_events(lines: AsyncIterator[str] | Iterable[str]) -> AsyncIterator[tuple[str | None, str | None]]:
-    """(event, data) pairs from server-sent event lines; data lines are joined with newlines."""
-    event: str | None = None
-    data: list[str] = []
-    async for line in _aiter(lines):
-        if line == "":
-            if event is not None or data:
-                yield event, "\n".join(data) if data else None
-            event, data = None, []
-        elif line.startswith(":"):
-            continue
-        else:
-            field, _, value = line.partition(":")
-            value = value[1:] if value.startswith(" ") else value
-            if field == "event":
-                event = value
-            elif field == "data":
-                data.append(value)
-    if event is not None or data:
-        yield event, "\n".join(data) if data else None
-
-
-async def _aiter(lines: AsyncIterator[str] | Iterable[str]) -> AsyncIterator[str]:
-    if hasattr(lines, "__aiter__"):
-        async for line in lines:  # type: ignore[union-attr]
-            yield line.rstrip("\r")
-    else:
-        for line in lines:  # type: ignore[union-attr]
-            yield line.rstrip("\r")

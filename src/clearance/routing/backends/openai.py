@@ -10,20 +10,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
+import aiohttp
 import orjson
 
 from clearance.routing.backends.base import UpstreamError
-from clearance.routing.backends.sse import iter_sse
+from clearance.routing.backends.transport import TRANSPORT_ERRORS, Timeouts, iter_sse, transport_error
 from clearance.types import ChatChunk, ChatRequest, ChatResult, Usage
-
-
-def classify_transport_error(name: str, exc: Exception) -> UpstreamError:
-    if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
-        return UpstreamError(f"backend {name}: cannot connect", status=502)
-    if isinstance(exc, httpx.TimeoutException):
-        return UpstreamError(f"backend {name}: timed out", status=504)
-    return UpstreamError(f"backend {name}: {type(exc).__name__}", status=502)
 
 
 def status_error(name: str, status: int, body: bytes) -> UpstreamError:
@@ -70,26 +62,28 @@ def _usage(u: dict | None) -> Usage | None:
 
 
 class OpenAIBackend:
-    def __init__(self, name: str, base_url: str, api_key: str | None, client: httpx.AsyncClient,
-                 timeout: httpx.Timeout | None = None):
+    def __init__(self, name: str, base_url: str, api_key: str | None, timeouts: Timeouts = Timeouts(),
+                 session: aiohttp.ClientSession | None = None):
         self.name = name
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.headers = {"content-type": "application/json"}
         if api_key:
             self.headers["authorization"] = f"Bearer {api_key}"
-        self.client = client
-        self.timeout = timeout
+        self.session = session  # bound at start-up, inside the event loop
+        self.timeouts = timeouts
 
     async def complete(self, req: ChatRequest, model: str) -> ChatResult:
         body = orjson.dumps(request_body(req, model))
         try:
-            r = await self.client.post(self.url, content=body, headers=self.headers, timeout=self.timeout)
-        except httpx.HTTPError as e:
-            raise classify_transport_error(self.name, e) from None
-        if r.status_code != 200:
-            raise status_error(self.name, r.status_code, r.content)
+            async with self.session.post(self.url, data=body, headers=self.headers,
+                                         timeout=self.timeouts.for_call()) as r:
+                status, raw = r.status, await r.read()
+        except TRANSPORT_ERRORS as e:
+            raise transport_error(self.name, e) from None
+        if status != 200:
+            raise status_error(self.name, status, raw)
         try:
-            data = orjson.loads(r.content)
+            data = orjson.loads(raw)
             choice = data["choices"][0]
             content = choice.get("message", {}).get("content") or ""
             return ChatResult(content=content, finish_reason=choice.get("finish_reason") or "stop",
@@ -102,10 +96,10 @@ class OpenAIBackend:
         body = orjson.dumps(request_body(req, model))
         finished = False
         try:
-            async with self.client.stream("POST", self.url, content=body, headers=self.headers,
-                                          timeout=self.timeout) as r:
-                if r.status_code != 200:
-                    raise status_error(self.name, r.status_code, await r.aread())
+            async with self.session.post(self.url, data=body, headers=self.headers,
+                                         timeout=self.timeouts.for_stream()) as r:
+                if r.status != 200:
+                    raise status_error(self.name, r.status, await r.read())
                 finish: str | None = None
                 async for _event, data in iter_sse(r):
                     if data == "[DONE]":
@@ -130,8 +124,8 @@ class OpenAIBackend:
                 if finish is not None:
                     yield ChatChunk(finish_reason=finish)
                     finished = True
-        except httpx.HTTPError as e:
-            raise classify_transport_error(self.name, e) from None
+        except TRANSPORT_ERRORS as e:
+            raise transport_error(self.name, e) from None
         if not finished:
             raise UpstreamError(f"backend {self.name}: stream ended early", status=502)
 

@@ -1,0 +1,75 @@
+"""The upstream HTTP transport shared by every backend: aiohttp, pooled and kept alive.
+
+One ``aiohttp.ClientSession`` per worker process serves all backends.  This
+module owns what the backends have in common: the session's limits, how
+timeouts are expressed, how transport failures become ``UpstreamError``, and
+reading server-sent events from a response.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import aiohttp
+
+from clearance.routing.backends.base import UpstreamError
+
+
+def make_session(limit: int = 1000) -> aiohttp.ClientSession:
+    """A keep-alive session; create it inside the running event loop."""
+    connector = aiohttp.TCPConnector(limit=limit, limit_per_host=0, keepalive_timeout=30, ttl_dns_cache=300)
+    return aiohttp.ClientSession(connector=connector, auto_decompress=True, trust_env=False,
+                                 skip_auto_headers=("User-Agent",))
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """``total`` bounds a whole non-streamed call; for streams it bounds each wait for data."""
+
+    total: float = 60.0
+    connect: float = 5.0
+
+    def for_call(self) -> aiohttp.ClientTimeout:
+        return aiohttp.ClientTimeout(total=self.total, sock_connect=self.connect)
+
+    def for_stream(self) -> aiohttp.ClientTimeout:
+        return aiohttp.ClientTimeout(total=None, sock_connect=self.connect, sock_read=self.total)
+
+
+def transport_error(name: str, exc: BaseException) -> UpstreamError:
+    """The UpstreamError for a failed connection, a timeout or a broken response."""
+    if isinstance(exc, (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)):
+        return UpstreamError(f"backend {name}: cannot connect", status=502)
+    if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
+        return UpstreamError(f"backend {name}: timed out", status=504)
+    if isinstance(exc, (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError, aiohttp.ClientOSError)):
+        return UpstreamError(f"backend {name}: closed the connection before the answer was complete", status=502)
+    return UpstreamError(f"backend {name}: {type(exc).__name__}", status=502)
+
+
+TRANSPORT_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError)
+
+
+async def iter_sse(response: aiohttp.ClientResponse) -> AsyncIterator[tuple[str, str]]:
+    """``(event, data)`` pairs of a server-sent event stream; data lines are joined with newlines."""
+    event, data = "", []
+    async for raw in response.content:
+        line = raw.decode("utf-8", "replace").rstrip("\r\n")
+        if not line:
+            if data or event:
+                yield event, "\n".join(data)
+            event, data = "", []
+            continue
+        if line.startswith(":"):
+            continue
+        field, _, value = line.partition(":")
+        if value.startswith(" "):
+            value = value[1:]
+        if field == "event":
+            event = value
+        elif field == "data":
+            data.append(value)
+    if data or event:
+        yield event, "\n".join(data)
