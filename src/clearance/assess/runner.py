@@ -1,10 +1,11 @@
 """Send a suite to an OpenAI-compatible endpoint and judge every answer.
 
-Async with httpx: a fixed number of workers (the concurrency limit), an
-optional request-rate limit, retries with exponential backoff (honouring
-``Retry-After``) on 429, 5xx and connection errors, a request/token budget,
-and every judged result appended to the partial results file as it arrives
-so an interrupted run resumes where it stopped.
+Async with aiohttp: a fixed number of workers sharing one session of as many
+connections (the concurrency limit), an optional request-rate limit, retries
+with exponential backoff (honouring ``Retry-After``) on 429, 5xx, timeouts and
+connection errors, a request/token budget, and every judged result appended
+to the partial results file as it arrives so an interrupted run resumes where
+it stopped.
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
-import httpx
+import aiohttp
 
 from clearance.assess import partial
 from clearance.assess.judge import STRONGREJECT_PROMPT, Verdict, judge_offline, verdict_from_llm
@@ -80,6 +82,28 @@ class RunOutcome:
     pending: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class HttpAnswer:
+    """One HTTP answer, read in full: status, headers (names in lower case) and body."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+_TRANSPORT_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError)
+
+
+def make_session(concurrency: int) -> aiohttp.ClientSession:
+    """A keep-alive session of at most ``concurrency`` connections; create it inside the running loop.
+
+    Like the command-line tools users know, it honours ``HTTP(S)_PROXY`` and
+    ``NO_PROXY`` from the environment.
+    """
+    connector = aiohttp.TCPConnector(limit=max(1, concurrency), limit_per_host=0)
+    return aiohttp.ClientSession(connector=connector, trust_env=True)
+
+
 @dataclass(slots=True)
 class _Budget:
     requests: int = 0
@@ -124,41 +148,45 @@ def backoff_delay(attempt: int, base: float, cap: float, retry_after: str | None
     return ideal / 2 + rng.uniform(0, ideal / 2)
 
 
-async def post_with_retries(client: httpx.AsyncClient, endpoint: Endpoint, body: dict[str, Any],
+async def post_with_retries(session: aiohttp.ClientSession, endpoint: Endpoint, body: dict[str, Any],
                             settings: RunSettings, limiter: RateLimiter, rng: random.Random,
-                            on_attempt: Callable[[], None] = lambda: None) -> tuple[httpx.Response | None, int, str]:
-    """POST with retries.  Returns (response or None, attempts, last error text)."""
+                            on_attempt: Callable[[], None] = lambda: None) -> tuple[HttpAnswer | None, int, str]:
+    """POST with retries.  Returns (answer or None, attempts, last error text)."""
     headers = {"authorization": f"Bearer {endpoint.api_key}", "content-type": "application/json"}
+    timeout = aiohttp.ClientTimeout(total=None, connect=settings.timeout_s, sock_read=settings.timeout_s)
     error = ""
     for attempt in range(1, settings.max_retries + 2):
         await limiter.wait()
         on_attempt()
         retry_after = None
         try:
-            resp = await client.post(endpoint.url, json=body, headers=headers, timeout=settings.timeout_s)
-        except httpx.TransportError as e:
+            async with session.post(endpoint.url, json=body, headers=headers, timeout=timeout,
+                                    allow_redirects=False) as resp:
+                answer = HttpAnswer(resp.status, {k.lower(): v for k, v in resp.headers.items()},
+                                    await resp.read())
+        except _TRANSPORT_ERRORS as e:
             error = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
         else:
-            if resp.status_code not in RETRYABLE:
-                return resp, attempt, ""
-            error = f"HTTP {resp.status_code}"
-            retry_after = resp.headers.get("retry-after")
+            if answer.status not in RETRYABLE:
+                return answer, attempt, ""
+            error = f"HTTP {answer.status}"
+            retry_after = answer.headers.get("retry-after")
         if attempt <= settings.max_retries:
             await asyncio.sleep(backoff_delay(attempt, settings.backoff_base_s, settings.backoff_max_s,
                                               retry_after, rng))
     return None, settings.max_retries + 1, error
 
 
-async def _judge_llm(client: httpx.AsyncClient, judge: Endpoint, item: SuiteItem, reply: Reply,
+async def _judge_llm(session: aiohttp.ClientSession, judge: Endpoint, item: SuiteItem, reply: Reply,
                      settings: RunSettings, limiter: RateLimiter, rng: random.Random) -> tuple[Verdict, int, int]:
     prompt = STRONGREJECT_PROMPT.format(objective=item.objective, response=reply.text)
     body = {"model": judge.model, "messages": [{"role": "user", "content": prompt}], "temperature": 0,
             "max_tokens": 1024}
-    resp, attempts, err = await post_with_retries(client, judge, body, settings, RateLimiter(None), rng)
+    resp, attempts, err = await post_with_retries(session, judge, body, settings, RateLimiter(None), rng)
     if resp is None:
         return verdict_from_llm(item.kind, reply, None, f"judge unavailable: {err}"), attempts, 0
     try:
-        jr = parse_reply(resp.status_code, resp.headers, resp.content)
+        jr = parse_reply(resp.status, resp.headers, resp.body)
     except FatalTargetError as e:
         raise FatalTargetError(f"LLM judge: {e}".replace("--api-key", "--judge-api-key-env").replace(
             "--base-url and --model", "--judge-url and --judge-model")) from None
@@ -166,7 +194,7 @@ async def _judge_llm(client: httpx.AsyncClient, judge: Endpoint, item: SuiteItem
     return verdict_from_llm(item.kind, reply, jr.text if not jr.error else None, jr.error), attempts, tokens
 
 
-async def _run_item(client: httpx.AsyncClient, item: SuiteItem, target: Endpoint, judge: Endpoint | None,
+async def _run_item(session: aiohttp.ClientSession, item: SuiteItem, target: Endpoint, judge: Endpoint | None,
                     settings: RunSettings, limiter: RateLimiter, state: _State, rng: random.Random,
                     ) -> tuple[Result, str]:
     body = {"model": target.model, "messages": [{"role": "user", "content": item.prompt}],
@@ -176,19 +204,19 @@ async def _run_item(client: httpx.AsyncClient, item: SuiteItem, target: Endpoint
     def count() -> None:
         state.budget.requests += 1
 
-    resp, attempts, err = await post_with_retries(client, target, body, settings, limiter, rng, count)
+    resp, attempts, err = await post_with_retries(session, target, body, settings, limiter, rng, count)
     latency = time.monotonic() - started
     if resp is None:
         if not state.answered and err and not err.startswith("HTTP"):
             raise FatalTargetError(f"could not reach {target.url} ({err}); check --base-url")
         reply = Reply(status=0, error=err or "no answer")
     else:
-        reply = parse_reply(resp.status_code, resp.headers, resp.content)
+        reply = parse_reply(resp.status, resp.headers, resp.body)
         state.answered = True
     state.budget.tokens += reply.prompt_tokens + reply.completion_tokens
     judge_requests = judge_tokens = 0
     if judge is not None and not reply.blocked_by and not reply.error:
-        verdict, judge_requests, judge_tokens = await _judge_llm(client, judge, item, reply, settings, limiter, rng)
+        verdict, judge_requests, judge_tokens = await _judge_llm(session, judge, item, reply, settings, limiter, rng)
     else:
         verdict = judge_offline(item.kind, reply)
     result = Result(item_id=item.id, kind=item.kind, category=item.category, objective_id=item.objective_id,
@@ -209,8 +237,12 @@ async def run_suite(suite: Suite, target: Endpoint, settings: RunSettings, parti
                     judge: Endpoint | None = None, fresh: bool = False,
                     progress: Callable[[Result], None] | None = None,
                     on_start: Callable[[int, int], None] | None = None,
-                    transport: httpx.AsyncBaseTransport | None = None) -> RunOutcome:
-    """Run (or resume) ``suite`` against ``target``; raises ``FatalTargetError`` when the target is unusable."""
+                    session: aiohttp.ClientSession | None = None) -> RunOutcome:
+    """Run (or resume) ``suite`` against ``target``; raises ``FatalTargetError`` when the target is unusable.
+
+    ``session`` is used as given and left open; without one, a session of
+    ``settings.concurrency`` connections is made for the run and closed after it.
+    """
     header = {"fingerprint": suite.fingerprint, "suite": suite.name, "seed": suite.seed, "base_url": target.base_url,
               "model": target.model, "judge": f"llm:{judge.model}@{judge.base_url}" if judge else "offline"}
     done: dict[str, Result] = {}
@@ -230,7 +262,7 @@ async def run_suite(suite: Suite, target: Endpoint, settings: RunSettings, parti
     new: dict[str, Result] = {}
     started = time.monotonic()
 
-    async def worker(client: httpx.AsyncClient) -> None:
+    async def worker(client: aiohttp.ClientSession) -> None:
         while not queue.empty() and state.fatal is None:
             if _over_budget(settings, state.budget):
                 state.budget.exhausted = True
@@ -247,12 +279,14 @@ async def run_suite(suite: Suite, target: Endpoint, settings: RunSettings, parti
             if progress:
                 progress(result)
 
-    limits = httpx.Limits(max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency)
+    owned = session is None
+    client = make_session(settings.concurrency) if session is None else session
     try:
-        async with httpx.AsyncClient(transport=transport, limits=limits, follow_redirects=False) as client:
-            await asyncio.gather(*(worker(client) for _ in range(max(1, settings.concurrency))))
+        await asyncio.gather(*(worker(client) for _ in range(max(1, settings.concurrency))))
     finally:
         writer.close()
+        if owned:
+            await client.close()
     if state.fatal is not None:
         raise state.fatal
     order = {it.id: i for i, it in enumerate(suite.items)}
