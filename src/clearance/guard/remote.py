@@ -1,20 +1,24 @@
 """Remote guards over HTTP: a Llama Guard-style chat model and a moderation endpoint.
 
-Both use httpx with the configured timeout.  Any transport error, timeout,
-non-2xx status or unparseable answer becomes ``GuardScores(error=...)``;
-whether that denies the request is the caller's ``required`` setting.
+Both use aiohttp with the configured timeout bounding the whole call.  Any
+transport error, timeout, non-2xx status or unparseable answer becomes
+``GuardScores(error=...)``; whether that denies the request is the caller's
+``required`` setting.
 API keys are read from the environment variable the settings name and are
 never logged or included in error messages.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import re
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import httpx
+import aiohttp
 
 from clearance.guard.base import error_scores, flag
 from clearance.guard.settings import RemoteGuardSettings
@@ -71,16 +75,21 @@ def parse_moderation(body: Any, category_map: Mapping[str, str]) -> dict[str, fl
 
 
 class RemoteGuard:
-    """``Guard`` calling an HTTP endpoint; ``score`` is the blocking twin of ``ascore``."""
+    """``Guard`` calling an HTTP endpoint; ``score`` is the blocking twin of ``ascore``.
+
+    ``ascore`` uses ``session`` when one is given (its owner closes it, and it
+    must belong to the loop ``ascore`` runs in); otherwise each call opens and
+    closes its own.  ``score`` always uses a session of its own.
+    """
 
     def __init__(self, name: str, settings: RemoteGuardSettings, thresholds: dict[str, float],
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 session: aiohttp.ClientSession | None = None) -> None:
         self.name = name
         self.settings = settings
         self.thresholds = dict(thresholds)
         default_map = LLAMA_GUARD_CATEGORIES if settings.kind == "llama_guard" else MODERATION_CATEGORIES
         self.category_map = {**default_map, **settings.category_map}
-        self._transport = transport
+        self._session = session
 
     def _headers(self) -> dict[str, str]:
         key = os.environ.get(self.settings.api_key_env) if self.settings.api_key_env else None
@@ -110,36 +119,40 @@ class RemoteGuard:
     def _result(self, scores: dict[str, float]) -> GuardScores:
         return GuardScores(scores=scores, flagged=flag(scores, self.thresholds), guard=self.name)
 
-    async def ascore(self, texts: list[str]) -> GuardScores:
+    async def _post(self, session: aiohttp.ClientSession, texts: list[str]) -> GuardScores:
+        timeout = aiohttp.ClientTimeout(total=self.settings.timeout_seconds)
+        async with session.post(self.settings.url, json=self._payload(texts), headers=self._headers(),
+                                timeout=timeout, allow_redirects=False) as resp:
+            status, raw = resp.status, await resp.read()
+        if status // 100 != 2:
+            return error_scores(self.name, f"guard endpoint answered HTTP {status}")
+        return self._result(self._parse(json.loads(raw)))
+
+    async def _score_with(self, session: aiohttp.ClientSession | None, texts: list[str]) -> GuardScores:
         try:
-            async with httpx.AsyncClient(timeout=self.settings.timeout_seconds,
-                                         transport=self._transport) as client:
-                resp = await client.post(self.settings.url, json=self._payload(texts),
-                                         headers=self._headers())
-            if resp.status_code // 100 != 2:
-                return error_scores(self.name, f"guard endpoint answered HTTP {resp.status_code}")
-            return self._result(self._parse(resp.json()))
-        except httpx.TimeoutException:
+            if session is not None:
+                return await self._post(session, texts)
+            async with aiohttp.ClientSession(trust_env=True) as own:
+                return await self._post(own, texts)
+        except asyncio.TimeoutError:
             return error_scores(self.name, f"guard endpoint timed out after {self.settings.timeout_seconds}s")
-        except httpx.HTTPError as e:
+        except aiohttp.ClientError as e:
             return error_scores(self.name, f"guard endpoint unreachable: {type(e).__name__}")
         except ValueError as e:
             return error_scores(self.name, f"guard answer not understood: {e}")
         except Exception as e:  # noqa: BLE001 - never raise to the pipeline
             return error_scores(self.name, f"guard failed: {type(e).__name__}")
 
+    async def ascore(self, texts: list[str]) -> GuardScores:
+        return await self._score_with(self._session, texts)
+
     def score(self, texts: list[str]) -> GuardScores:
         try:
-            with httpx.Client(timeout=self.settings.timeout_seconds) as client:
-                resp = client.post(self.settings.url, json=self._payload(texts), headers=self._headers())
-            if resp.status_code // 100 != 2:
-                return error_scores(self.name, f"guard endpoint answered HTTP {resp.status_code}")
-            return self._result(self._parse(resp.json()))
-        except httpx.TimeoutException:
-            return error_scores(self.name, f"guard endpoint timed out after {self.settings.timeout_seconds}s")
-        except httpx.HTTPError as e:
-            return error_scores(self.name, f"guard endpoint unreachable: {type(e).__name__}")
-        except ValueError as e:
-            return error_scores(self.name, f"guard answer not understood: {e}")
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:  # the usual case: no event loop in this thread
+                return asyncio.run(self._score_with(None, texts))
+            with ThreadPoolExecutor(max_workers=1) as pool:  # called from async code: use a loop of its own
+                return pool.submit(asyncio.run, self._score_with(None, texts)).result()
         except Exception as e:  # noqa: BLE001
             return error_scores(self.name, f"guard failed: {type(e).__name__}")

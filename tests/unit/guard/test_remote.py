@@ -1,7 +1,8 @@
 """Remote guards against a loopback TEST DOUBLE HTTP server (not a real guard model).
 
 The double answers like a Llama Guard model behind an OpenAI-compatible chat
-endpoint, or like a moderation endpoint, or hangs to provoke a timeout.
+endpoint, or like a moderation endpoint, or hangs to provoke a timeout, or
+answers with something that is not JSON.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import aiohttp
 import pytest
 
 from clearance.guard.loader import GuardSet
 from clearance.guard.remote import RemoteGuard, parse_llama_guard, parse_moderation, LLAMA_GUARD_CATEGORIES
 from clearance.guard.settings import GuardSettings, RemoteGuardSettings
+from tests.conftest import free_port
 
 
 class _DoubleHandler(BaseHTTPRequestHandler):
@@ -28,10 +31,19 @@ class _DoubleHandler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         self.server.seen.append((self.path, body, self.headers.get("Authorization")))
+        self.server.sessions.append(self.headers.get("X-Test-Session"))
         if self.path == "/slow":
             time.sleep(1.0)
         if self.path == "/broken":
             self._send(500, {"error": "boom"})
+            return
+        if self.path == "/notjson":
+            data = b"<html>not json</html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
             return
         if self.path.startswith("/chat"):
             convo = body["messages"][0]["content"]
@@ -57,6 +69,7 @@ class _DoubleHandler(BaseHTTPRequestHandler):
 def double():
     srv = ThreadingHTTPServer(("127.0.0.1", 0), _DoubleHandler)
     srv.seen = []
+    srv.sessions = []
     t = threading.Thread(target=srv.serve_forever, daemon=True)
     t.start()
     yield f"http://127.0.0.1:{srv.server_address[1]}", srv
@@ -111,17 +124,54 @@ def test_moderation_endpoint(double):
     assert s.scores["cyber_offense"] == 0.9 and "cyber_offense" in s.flagged
 
 
-@pytest.mark.parametrize("path", ["/broken", "/unexpected"])
-def test_errors_become_error_scores(double, path):
+@pytest.mark.parametrize(("path", "message"), [("/broken", "answered HTTP 500"),
+                                               ("/unexpected", "not understood"),
+                                               ("/notjson", "not understood")])
+def test_errors_become_error_scores(double, path, message):
     url, _ = double
     for kind in ("llama_guard", "moderation"):
-        s = asyncio.run(_guard(url + path, kind).ascore(["x"]))
-        assert s.error and s.scores == {}
+        g = _guard(url + path, kind)
+        for s in (asyncio.run(g.ascore(["x"])), g.score(["x"])):
+            assert s.error and message in s.error and s.scores == {} and s.flagged == ()
 
 
 def test_unreachable_endpoint_is_an_error():
-    s = asyncio.run(_guard("http://127.0.0.1:9/v1", "moderation", timeout=0.5).ascore(["x"]))
-    assert s.error
+    g = _guard(f"http://127.0.0.1:{free_port()}/v1", "moderation", timeout=0.5)
+    for s in (asyncio.run(g.ascore(["x"])), g.score(["x"])):
+        assert s.error and "unreachable" in s.error
+
+
+def test_timeout_is_an_error_in_both_twins(double):
+    url, _ = double
+    g = _guard(url + "/slow", "moderation", timeout=0.2)
+    for s in (asyncio.run(g.ascore(["x"])), g.score(["x"])):
+        assert s.error == "guard endpoint timed out after 0.2s" and s.scores == {}
+
+
+def test_a_given_session_is_used_and_left_open(double):
+    url, srv = double
+
+    async def run():
+        async with aiohttp.ClientSession(headers={"X-Test-Session": "given"}) as session:
+            g = RemoteGuard("remote", RemoteGuardSettings(kind="moderation", url=url + "/moderations"), THR,
+                            session=session)
+            first, second = await g.ascore(["please exploit this"]), await g.ascore(["hello"])
+            return first, second, session.closed
+
+    first, second, closed = asyncio.run(run())
+    assert "cyber_offense" in first.flagged and second.flagged == () and not closed
+    assert srv.sessions == ["given", "given"]
+
+
+def test_blocking_score_works_inside_a_running_loop(double):
+    url, _ = double
+    g = _guard(url + "/moderations", "moderation")
+
+    async def from_async_code():
+        return g.score(["please exploit this"])
+
+    s = asyncio.run(from_async_code())
+    assert s.error is None and "cyber_offense" in s.flagged
 
 
 def test_timeout_fails_closed_when_required(double):
