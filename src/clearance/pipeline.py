@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from clearance.metrics import Metrics
 
 GUARD_CATEGORIES = ("jailbreak", "cyber_offense")
+RESPONSE_WINDOW_CHARS = 4000  # streamed answers are screened in overlapping windows of this size
 
 
 @dataclass
@@ -88,17 +89,43 @@ def find_model(snapshot: Snapshot, name: str) -> ModelSettings:
 
 # --- 2. guard ----------------------------------------------------------------
 
-async def screen(gw: Gateway, req: ChatRequest, model: ModelSettings) -> tuple[GuardScores, bool]:
-    """Score the whole conversation; the flag says a required guard could not decide (fail closed)."""
+async def screen(gw: Gateway, model: ModelSettings, texts: list[str]) -> tuple[GuardScores, bool]:
+    """Score texts for a call to ``model``; the flag says a required guard could not decide (fail closed)."""
     if gw.guard is None:
         return GuardScores(scores={c: 0.0 for c in GUARD_CATEGORIES}, guard="off"), False
     started = time.perf_counter()
     try:
-        scores, must_deny = await gw.guard.ascreen(model.name, req.texts())
+        scores, must_deny = await gw.guard.ascreen(model.name, texts)
     except Exception as e:  # a guard must not raise, but if it does, it could not decide
         scores, must_deny = GuardScores(error=f"guard failed: {type(e).__name__}"), True
     gw.metrics.guard_latency.observe(time.perf_counter() - started)
     return scores, must_deny
+
+
+class ResponseBlocked(Exception):
+    """An answer crossed a line that policy forbids; it is withheld, or its stream is stopped."""
+
+    def __init__(self, error: ApiError, reasons: list[str]):
+        super().__init__(error.message)
+        self.error = error
+        self.message = error.message
+        self.reasons = reasons
+
+
+async def screen_response(gw: Gateway, adm: Admitted, text: str) -> ResponseBlocked | None:
+    """Screen an answer (or the answer so far) through the guard and the same policy as the prompt."""
+    if gw.guard is None or not gw.config.guard.screen_responses or not text:
+        return None
+    scores, failed = await screen(gw, adm.model, [text])
+    merged = GuardScores(scores={c: max(float(adm.scores.scores.get(c, 0.0)), float(scores.scores.get(c, 0.0)))
+                                 for c in GUARD_CATEGORIES}, flagged=scores.flagged, guard=scores.guard,
+                         error=scores.error)
+    decision = decide(adm.snapshot, adm.principal, adm.model, merged, failed, datetime.now(timezone.utc))
+    if decision.allowed:
+        return None
+    err = denial(decision, merged, adm.model.name)
+    err.message = "the model's answer was withheld: " + err.message
+    return ResponseBlocked(err, decision.reason_ids)
 
 
 # --- 3. policy ---------------------------------------------------------------
@@ -186,7 +213,7 @@ async def admit(gw: Gateway, req: ChatRequest, api_key: str | None) -> Admitted:
     now = datetime.now(timezone.utc)
     principal = identify(snapshot, api_key, now)
     model = find_model(snapshot, req.model)
-    scores, guard_failed = await screen(gw, req, model)
+    scores, guard_failed = await screen(gw, model, req.texts())
     decision = decide(snapshot, principal, model, scores, guard_failed, now)
     adm = Admitted(snapshot, principal, model, scores, decision, started, prompt_digest(req))
     label = "allow" if decision.allowed else ("guard_block" if _is_guard_block(decision, scores) else "deny")
@@ -213,6 +240,13 @@ async def complete(gw: Gateway, adm: Admitted, req: ChatRequest) -> ChatResult:
                                error=err.message))
         raise _upstream_error(err) from None
     _count_fallbacks(gw, adm.model.name, attempts)
+    blocked = await screen_response(gw, adm, result.content)
+    if blocked is not None:
+        gw.metrics.decisions.labels(adm.model.name, "response_block").inc()
+        await record(gw, entry(req, kind="decision", decision="response_block", adm=adm, backend=result.backend,
+                               attempts=attempts, usage=result.usage, completion=result.content, status=403,
+                               reasons=blocked.reasons))
+        raise blocked.error
     await record(gw, entry(req, kind="decision", decision="allow", adm=adm, backend=result.backend,
                            attempts=attempts, usage=result.usage, completion=result.content))
     return result
@@ -240,34 +274,59 @@ async def open_stream(gw: Gateway, adm: Admitted, req: ChatRequest) -> tuple[str
     await record(gw, entry(req, kind="decision", decision="allow", adm=adm, backend=opened.backend,
                            attempts=opened.attempts))
 
-    async def on_end(text: str, usage: Usage | None, error: str | None) -> None:
-        e = entry(req, kind="completion", decision="allow", adm=adm, backend=opened.backend,
-                  attempts=opened.attempts, usage=usage, completion=text, status=200 if not error else 502,
-                  error=error or "")
+    async def on_end(text: str, usage: Usage | None, error: str | None, blocked: ResponseBlocked | None) -> None:
+        e = entry(req, kind="completion", decision="response_block" if blocked else "allow", adm=adm,
+                  backend=opened.backend, attempts=opened.attempts, usage=usage, completion=text,
+                  status=403 if blocked else 502 if error else 200, error=error or "",
+                  reasons=blocked.reasons if blocked else None)
         try:
             await record(gw, e)
         except ApiError:
             pass  # the stream has already been sent; the failure is logged by the audit log
 
-    return opened.backend, _tracked(opened, on_end)
+    return opened.backend, _tracked(gw, adm, opened, on_end)
 
 
-async def _tracked(opened: OpenStream, on_end) -> AsyncIterator[ChatChunk]:
+async def _tracked(gw: Gateway, adm: Admitted, opened: OpenStream, on_end) -> AsyncIterator[ChatChunk]:
+    """The stream's chunks, screened as they pass when response screening is on; ``on_end`` runs once at the end."""
     parts: list[str] = []
     usage: Usage | None = None
     error: str | None = None
+    blocked: ResponseBlocked | None = None
+    every = gw.config.guard.response_screen_every_chars
+    unscreened = 0
+
+    async def check(final: bool) -> None:
+        nonlocal unscreened, blocked
+        if unscreened and (final or unscreened >= every):
+            unscreened = 0
+            # Overlapping windows: every span shorter than the window is screened whole at some check.
+            blocked = await screen_response(gw, adm, "".join(parts)[-RESPONSE_WINDOW_CHARS:])
+            if blocked is not None:
+                gw.metrics.decisions.labels(adm.model.name, "response_block").inc()
+                raise blocked
+
     try:
-        yield opened.first
-        parts.append(opened.first.delta)
-        usage = opened.first.usage or usage
-        async for c in opened.rest:
+        first = [opened.first]
+        async for c in _chain(first, opened.rest):
             if c.delta:
                 parts.append(c.delta)
+                unscreened += len(c.delta)
+                await check(final=c.finish_reason is not None)
             if c.usage is not None:
                 usage = c.usage
+            if c.finish_reason is not None:
+                await check(final=True)
             yield c
     except Exception as e:
         error = getattr(e, "message", None) or type(e).__name__
         raise
     finally:
-        await on_end("".join(parts), usage, error)
+        await on_end("".join(parts), usage, error, blocked)
+
+
+async def _chain(first: list[ChatChunk], rest: AsyncIterator[ChatChunk]) -> AsyncIterator[ChatChunk]:
+    for c in first:
+        yield c
+    async for c in rest:
+        yield c

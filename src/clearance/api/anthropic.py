@@ -337,6 +337,10 @@ async def render_stream(chunks: AsyncIterator[ChatChunk], req: ChatRequest, mess
                     if (frame := take(chunk)) is not None:
                         yield frame
             except Exception as exc:  # noqa: BLE001 - any failure after output began ends the stream with an error
+                stopped = getattr(exc, "error", None)
+                if isinstance(stopped, ApiError):  # stopped by Clearance (response screening)
+                    yield sse_error(stopped, req.request_id)
+                    return
                 message = exc.message if isinstance(exc, UpstreamError) else "The upstream stream failed."
                 yield sse_error(ApiError(502, f"Upstream stream interrupted: {message}", type="api_error"),
                                 req.request_id)

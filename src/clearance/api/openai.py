@@ -147,6 +147,10 @@ async def render_stream(chunks: AsyncIterator[ChatChunk], req: ChatRequest, incl
             yield _event({**base, "choices": [], "usage": _usage(usage or Usage())})
         yield b"data: [DONE]\n\n"
     except Exception as e:  # the stream broke after it started: say so, never finish cleanly
+        stopped = getattr(e, "error", None)
+        if isinstance(stopped, ApiError):  # stopped by Clearance (response screening)
+            yield _event(stopped.openai_body(req.request_id))
+            return
         error = getattr(e, "message", None) or type(e).__name__
         yield _event({"error": {"message": f"upstream stream failed: {error}", "type": "upstream_error",
                                 "code": "stream_interrupted", "request_id": req.request_id}})

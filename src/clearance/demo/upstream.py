@@ -6,7 +6,7 @@ Messages API, answer every prompt with deterministic text, and have no
 safety behaviour of their own: any refusal seen through the demo comes from
 Clearance.  Tests switch their behaviour at run time through
 ``POST /_control`` ({"mode": "ok" | "error500" | "error429" | "hang" |
-"break_stream", "break_after": N}) to exercise fallback and circuit breaking.
+"break_stream", "break_after": N, "answer": "fixed text"}) to exercise fallback and circuit breaking.
 
 Never point a production route at these.
 """
@@ -43,6 +43,7 @@ class Behaviour:
         self.mode = "ok"
         self.break_after = 2
         self.calls = 0
+        self.answer: str | None = None  # a fixed answer instead of the generated one (tests)
 
 
 def _last_user(messages: list) -> str:
@@ -73,7 +74,7 @@ def create_upstream_app(provider: str) -> Starlette:
         if (bad := await misbehave()) is not None:
             return bad
         prompt = _last_user(body.get("messages", []))
-        text = answer_text(provider, prompt)
+        text = state.answer or answer_text(provider, prompt)
         words = text.split(" ")
         ptoks = sum(_tokens(str(m.get("content", ""))) for m in body.get("messages", []) if isinstance(m, dict))
         usage = {"prompt_tokens": ptoks, "completion_tokens": len(words), "total_tokens": ptoks + len(words)}
@@ -103,7 +104,7 @@ def create_upstream_app(provider: str) -> Starlette:
         if (bad := await misbehave()) is not None:
             return bad
         prompt = _last_user(body.get("messages", []))
-        text = answer_text(provider, prompt)
+        text = state.answer or answer_text(provider, prompt)
         words = text.split(" ")
         ptoks = _tokens(str(body.get("system", ""))) + sum(_tokens(str(m.get("content", ""))) for m in body.get("messages", []))
         mid = "msg_sim" + hashlib.sha256(prompt.encode()).hexdigest()[:12]
@@ -139,6 +140,8 @@ def create_upstream_app(provider: str) -> Starlette:
         body = orjson.loads(await request.body() or b"{}")
         state.mode = body.get("mode", state.mode)
         state.break_after = int(body.get("break_after", state.break_after))
+        if "answer" in body:
+            state.answer = body["answer"] or None
         return Response(orjson.dumps({"mode": state.mode, "calls": state.calls}), media_type="application/json")
 
     async def status(request: Request) -> Response:

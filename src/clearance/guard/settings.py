@@ -66,6 +66,12 @@ class GuardSettings(_Strict):
     models: dict[str, ModelGuardSettings] = Field(default_factory=dict)
     # Long texts are screened in full; this caps the characters per request (beyond it: error).
     max_chars: int = Field(default=2_000_000, gt=0)
+    # Also screen what models answer: the scores of the answer so far go through the
+    # same policy; a non-streamed answer that fails is withheld (403), a stream that
+    # fails is stopped with an error event.  Streams are re-screened every
+    # ``response_screen_every_chars`` characters.
+    screen_responses: bool = False
+    response_screen_every_chars: int = Field(default=400, gt=0)
 
     @model_validator(mode="after")
     def _known_guards(self) -> "GuardSettings":
