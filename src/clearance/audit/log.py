@@ -12,6 +12,22 @@ batch in a single transaction that:
 so every committed size of the log has a matching frontier and all replicas
 share one total order.  A checkpoint locks the same row, so checkpoints are
 issued in order of size and their roots are always consistent.
+
+The hot path is kept cheap, because the writer thread's Python work holds
+the GIL that the gateway's event loop needs:
+
+- entries are encoded with orjson; the leaf hash is taken in ``append``;
+- the writer talks to the driver (sqlite3 or psycopg) directly with SQL
+  text built once, so no statement is compiled per batch;
+- the writer remembers the head it last wrote.  A batch first tries one
+  conditional UPDATE (``... WHERE size = <remembered> AND frontier =
+  <remembered>``) that takes the indices and stores the new frontier at
+  once; on PostgreSQL that UPDATE and the INSERT are one statement, one
+  round trip, committed on its own.  Only when another writer (a replica)
+  moved the head in between does the batch fall back to reading the head
+  under its lock and writing the frontier after it;
+- all callers of a batch waiting on one event loop are woken by one
+  ``call_soon_threadsafe``.
 """
 
 from __future__ import annotations
@@ -20,13 +36,15 @@ import asyncio
 import dataclasses
 import json
 import logging
+import operator
 import queue
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import orjson
 from sqlalchemy import Connection, Engine, insert, select, update
 
 from clearance.audit.checkpoint import Checkpoint, CheckpointSigner
@@ -41,21 +59,48 @@ _head = AuditHead.__table__
 _entries = AuditEntryRow.__table__
 _checkpoints = AuditCheckpointRow.__table__
 
-Resolve = Callable[[int | None, BaseException | None], None]
-
 
 class AuditError(Exception):
     """The audit log could not record an entry or a checkpoint."""
 
 
-def canonical_json(entry: AuditEntry) -> str:
-    """The canonical encoding of an entry: sorted keys, no spaces, UTF-8, no NaN."""
+# -- encoding ---------------------------------------------------------------
+
+_FIELDS = tuple(sorted(f.name for f in dataclasses.fields(AuditEntry)))
+_values = operator.attrgetter(*_FIELDS)
+_ORJSON_OPTS = orjson.OPT_SORT_KEYS
+
+
+def _strict_json(entry: AuditEntry) -> bytes:
+    """The standard-library encoding; used for what orjson cannot say canonically."""
     try:
         return json.dumps(
             dataclasses.asdict(entry), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-        )
-    except ValueError as e:
+        ).encode()
+    except (ValueError, TypeError) as e:  # NaN/infinity, lone surrogates, unserialisable values
         raise AuditError(f"audit entry cannot be encoded: {e}") from None
+
+
+def encode_entry(entry: AuditEntry) -> bytes:
+    """The canonical encoding of an entry as UTF-8 bytes: sorted keys, no spaces, no NaN.
+
+    Numbers are written in their shortest round-trip form.  orjson writes NaN
+    and infinity as ``null``, and no field of a normal entry is null, so an
+    encoding containing ``null`` is redone with the strict standard-library
+    encoder, which refuses NaN; values orjson refuses go the same way.
+    """
+    try:
+        body = orjson.dumps(dict(zip(_FIELDS, _values(entry))), option=_ORJSON_OPTS)
+    except TypeError:  # orjson.JSONEncodeError: integers beyond 64 bits, lone surrogates, odd types
+        return _strict_json(entry)
+    if b"null" in body:
+        return _strict_json(entry)
+    return body
+
+
+def canonical_json(entry: AuditEntry) -> str:
+    """The canonical encoding of an entry: sorted keys, no spaces, UTF-8, no NaN."""
+    return encode_entry(entry).decode()
 
 
 def entry_leaf_hash(body: str) -> bytes:
@@ -63,24 +108,170 @@ def entry_leaf_hash(body: str) -> bytes:
     return leaf_hash(body.encode())
 
 
-@dataclasses.dataclass(slots=True)
+# -- the queue --------------------------------------------------------------
+
+
 class _Item:
-    body: str
-    leaf: bytes
-    resolve: Resolve
+    """One queued entry and whoever waits for it: an asyncio future (with its loop) or a thread's future."""
+
+    __slots__ = ("body", "leaf", "waiter", "loop")
+
+    def __init__(self, body: str, leaf: bytes, waiter: Any = None, loop: asyncio.AbstractEventLoop | None = None):
+        self.body = body
+        self.leaf = leaf
+        self.waiter = waiter
+        self.loop = loop
 
 
 _STOP = object()
 PRUNE_EVERY_SECONDS = 3600.0
 
 
-def _settle(fut: asyncio.Future, idx: int | None, exc: BaseException | None) -> None:
-    if fut.done():
-        return
-    if exc is not None:
-        fut.set_exception(exc)
-    else:
-        fut.set_result(idx)
+def _settle_all(pairs: list[tuple[asyncio.Future, int | None]], exc: BaseException | None) -> None:
+    """Resolve the futures of one batch on their event loop (one callback per batch and loop)."""
+    for fut, idx in pairs:
+        if fut.done():
+            continue
+        if exc is not None:
+            fut.set_exception(exc)
+        else:
+            fut.set_result(idx)
+
+
+def _resolve(batch: list[_Item], start: int | None, exc: BaseException | None) -> None:
+    groups: dict[asyncio.AbstractEventLoop, list[tuple[Any, int | None]]] = {}
+    for i, item in enumerate(batch):
+        idx = None if start is None else start + i
+        if item.loop is None:
+            fut = item.waiter
+            if fut is None or fut.done():
+                continue
+            if exc is not None:
+                fut.set_exception(exc)
+            else:
+                fut.set_result(idx)
+            continue
+        group = groups.get(item.loop)
+        if group is None:
+            groups[item.loop] = group = []
+        group.append((item.waiter, idx))
+    for loop, pairs in groups.items():
+        try:
+            loop.call_soon_threadsafe(_settle_all, pairs, exc)
+        except RuntimeError:  # the loop has closed; nobody is waiting
+            pass
+
+
+# -- SQL for one batch, per driver --------------------------------------------
+
+
+class _SqliteBatch:
+    """Commit a batch through a ``sqlite3`` connection (in-process: statements are cheap)."""
+
+    # A failed optimistic UPDATE costs nothing here, so it is always tried.
+    skip_after_miss = 0
+    FAST = "UPDATE audit_head SET size = ?, frontier = ? WHERE id = 1 AND size = ? AND frontier = ?"
+    TAKE = "UPDATE audit_head SET size = size + ? WHERE id = 1 RETURNING size, frontier"
+    SET_FRONTIER = "UPDATE audit_head SET frontier = ? WHERE id = 1"
+    INSERT = "INSERT INTO audit_entries (idx, body, leaf_hash, logged_at) VALUES (?, ?, ?, ?)"
+
+    @staticmethod
+    def prepare(dbapi: Any) -> None:
+        dbapi.execute("PRAGMA synchronous=FULL")
+
+    @staticmethod
+    def release(dbapi: Any) -> None:
+        pass
+
+    def fast(self, dbapi: Any, start: int, old: bytes, new: bytes, items: list[_Item], now: Any) -> bool:
+        cur = dbapi.cursor()
+        # sqlite3 opens the transaction before this UPDATE, which takes the database's write lock.
+        cur.execute(self.FAST, (start + len(items), new, start, old))
+        if cur.rowcount != 1:
+            return False  # the transaction stays open; ``slow`` continues it under the same lock
+        cur.executemany(self.INSERT, [(start + i, it.body, it.leaf, now) for i, it in enumerate(items)])
+        dbapi.commit()
+        return True
+
+    def slow(self, dbapi: Any, items: list[_Item], now: Any) -> tuple[int, Frontier]:
+        n = len(items)
+        cur = dbapi.cursor()
+        new_size, frontier_bytes = cur.execute(self.TAKE, (n,)).fetchall()[0]
+        start = new_size - n
+        frontier = Frontier.from_bytes(start, bytes(frontier_bytes))
+        frontier.extend([it.leaf for it in items])
+        cur.execute(self.SET_FRONTIER, (frontier.to_bytes(),))
+        cur.executemany(self.INSERT, [(start + i, it.body, it.leaf, now) for i, it in enumerate(items)])
+        dbapi.commit()
+        return start, frontier
+
+    @staticmethod
+    def rollback(dbapi: Any) -> None:
+        dbapi.rollback()
+
+    @staticmethod
+    def broken(dbapi: Any) -> bool:
+        return False
+
+
+class _PostgresBatch:
+    """Commit a batch through a psycopg connection kept in autocommit mode (round trips matter)."""
+
+    # After another replica moved the head, its next batches likely will too: read the head for a while.
+    skip_after_miss = 8
+    # One statement, one implicit transaction: it inserts the entries only if the head was still as
+    # remembered (under its row lock); otherwise it changes nothing and inserts no row.
+    FAST = (
+        "WITH h AS (UPDATE audit_head SET size = %s, frontier = %s WHERE id = 1 AND size = %s AND frontier = %s"
+        " RETURNING size) "
+        "INSERT INTO audit_entries (idx, body, leaf_hash, logged_at) "
+        "SELECT %s::bigint + u.ord - 1, u.body, u.leaf, %s FROM h, "
+        "unnest(%s::text[], %s::bytea[]) WITH ORDINALITY AS u(body, leaf, ord)"
+    )
+    TAKE = "UPDATE audit_head SET size = size + %s WHERE id = 1 RETURNING size, frontier"
+    SET_FRONTIER = "UPDATE audit_head SET frontier = %s WHERE id = 1"
+    INSERT = "INSERT INTO audit_entries (idx, body, leaf_hash, logged_at) VALUES (%s, %s, %s, %s)"
+
+    @staticmethod
+    def prepare(dbapi: Any) -> None:
+        dbapi.autocommit = True
+
+    @staticmethod
+    def release(dbapi: Any) -> None:
+        if not dbapi.closed:
+            dbapi.autocommit = False
+
+    def fast(self, dbapi: Any, start: int, old: bytes, new: bytes, items: list[_Item], now: Any) -> bool:
+        n = len(items)
+        cur = dbapi.execute(
+            self.FAST, (start + n, new, start, old, start, now, [it.body for it in items], [it.leaf for it in items])
+        )
+        if cur.rowcount == n:
+            return True
+        if cur.rowcount != 0:  # cannot happen: the statement is all or nothing
+            raise AuditError(f"audit batch wrote {cur.rowcount} of {n} entries")
+        return False
+
+    def slow(self, dbapi: Any, items: list[_Item], now: Any) -> tuple[int, Frontier]:
+        n = len(items)
+        with dbapi.transaction():
+            cur = dbapi.cursor()
+            new_size, frontier_bytes = cur.execute(self.TAKE, (n,)).fetchone()
+            start = new_size - n
+            frontier = Frontier.from_bytes(start, bytes(frontier_bytes))
+            frontier.extend([it.leaf for it in items])
+            cur.execute(self.SET_FRONTIER, (frontier.to_bytes(),))
+            cur.executemany(self.INSERT, [(start + i, it.body, it.leaf, now) for i, it in enumerate(items)])
+        return start, frontier
+
+    @staticmethod
+    def rollback(dbapi: Any) -> None:
+        if not dbapi.closed and not dbapi.autocommit:
+            dbapi.rollback()
+
+    @staticmethod
+    def broken(dbapi: Any) -> bool:
+        return bool(dbapi.closed or dbapi.broken)
 
 
 class AuditLog:
@@ -96,11 +287,24 @@ class AuditLog:
         self.engine = engine
         self.settings = settings
         self.signer = signer
-        self._sqlite = engine.dialect.name == "sqlite"
+        dialect = engine.dialect
+        self._sqlite = dialect.name == "sqlite"
+        if self._sqlite:
+            self._sql: _SqliteBatch | _PostgresBatch = _SqliteBatch()
+        elif dialect.name == "postgresql" and dialect.driver == "psycopg":
+            self._sql = _PostgresBatch()
+        else:
+            raise AuditError(f"the audit log supports SQLite and PostgreSQL (psycopg), not {dialect.name}")
+        # SQLite stores DateTime as text; use SQLAlchemy's own format so queries on logged_at keep working.
+        self._time_param = _entries.c.logged_at.type.dialect_impl(dialect).bind_processor(dialect)
         self._q: queue.SimpleQueue[_Item | object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._commit_lock = threading.Lock()
         self._closed = False
+        # The head this process last committed: (size, frontier bytes, frontier); None when unknown.
+        self._known: tuple[int, bytes, Frontier] | None = None
+        self._skip_fast = 0
 
     # -- lifecycle --------------------------------------------------------
 
@@ -133,39 +337,24 @@ class AuditLog:
         """Record one entry; returns its index once it is committed."""
         if not self.settings.enabled:
             return -1
-        body = canonical_json(entry)
+        raw = encode_entry(entry)
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[int] = loop.create_future()
-
-        def resolve(idx: int | None, exc: BaseException | None) -> None:
-            try:
-                loop.call_soon_threadsafe(_settle, fut, idx, exc)
-            except RuntimeError:  # the loop has closed; nobody is waiting
-                pass
-
-        self._submit(_Item(body, entry_leaf_hash(body), resolve))
+        self._submit(_Item(raw.decode(), leaf_hash(raw), fut, loop))
         return await fut
 
     def append_sync(self, entry: AuditEntry) -> int:
         """Record one entry from synchronous code; blocks until committed."""
         if not self.settings.enabled:
             return -1
-        body = canonical_json(entry)
-        item = _Item(body, entry_leaf_hash(body), lambda i, e: None)
+        raw = encode_entry(entry)
+        item = _Item(raw.decode(), leaf_hash(raw))
         if self._thread is None:
             if self._closed:
                 raise AuditError("the audit log is closed")
-            with self.engine.connect() as conn:
-                return self._commit(conn, [item])[0]
+            return self._commit_now([item])
         fut: Future[int] = Future()
-
-        def resolve(idx: int | None, exc: BaseException | None) -> None:
-            if exc is not None:
-                fut.set_exception(exc)
-            else:
-                fut.set_result(idx)  # type: ignore[arg-type]
-
-        item.resolve = resolve
+        item.waiter = fut
         self._submit(item)
         return fut.result()
 
@@ -178,22 +367,90 @@ class AuditLog:
 
     # -- the writer --------------------------------------------------------
 
+    def _connect(self) -> Any:
+        """A pooled connection for the writer, prepared for its driver (synchronous=FULL, autocommit)."""
+        raw = self.engine.raw_connection()
+        try:
+            self._sql.prepare(raw.driver_connection)
+        except BaseException:
+            raw.invalidate()
+            raise
+        return raw
+
+    def _release(self, raw: Any) -> None:
+        try:
+            self._sql.release(raw.driver_connection)
+        except Exception:
+            raw.invalidate()
+            return
+        raw.close()
+
+    def _commit_now(self, batch: list[_Item]) -> int:
+        """Commit ``batch`` on a connection of its own (no writer thread); returns the first index."""
+        try:
+            raw = self._connect()
+        except Exception as e:
+            raise AuditError(f"audit entry not recorded: {type(e).__name__}") from e
+        try:
+            return self._commit_or_fail(raw, batch)
+        finally:
+            if raw.dbapi_connection is not None:
+                self._release(raw)
+
+    def _commit_or_fail(self, raw: Any, batch: list[_Item]) -> int:
+        """Commit ``batch``; on failure roll back, drop a broken connection and raise AuditError."""
+        dbapi = raw.driver_connection
+        try:
+            return self._commit(dbapi, batch)
+        except Exception as e:
+            log.error("audit batch of %d entries failed: %s", len(batch), type(e).__name__)
+            try:
+                self._sql.rollback(dbapi)
+                broken = self._sql.broken(dbapi)
+            except Exception:
+                broken = True
+            if broken:
+                raw.invalidate()
+            raise AuditError(f"audit entry not recorded: {type(e).__name__}") from e
+
+    def _commit(self, dbapi: Any, batch: list[_Item]) -> int:
+        """Sequence and commit one batch in one transaction; returns the index of its first entry."""
+        now = datetime.now(UTC)
+        if self._time_param is not None:
+            now = self._time_param(now)
+        with self._commit_lock:
+            known = self._known
+            self._known = None  # unknown until this batch commits
+            if known is not None and not self._skip_fast:
+                start, old, frontier = known
+                frontier = frontier.copy()
+                for item in batch:
+                    frontier.append(item.leaf)
+                new = frontier.to_bytes()
+                if self._sql.fast(dbapi, start, old, new, batch, now):
+                    self._known = (start + len(batch), new, frontier)
+                    return start
+                self._skip_fast = self._sql.skip_after_miss
+            elif self._skip_fast:
+                self._skip_fast -= 1
+            start, frontier = self._sql.slow(dbapi, batch, now)
+            self._known = (start + len(batch), frontier.to_bytes(), frontier)
+            return start
+
     def _run(self) -> None:
         interval = self.settings.checkpoint_interval_seconds
         max_size = self.settings.batch_max_size
         latency = self.settings.batch_max_latency_ms / 1000.0
+        q = self._q
         next_checkpoint = time.monotonic() + interval
         next_prune = time.monotonic()
-        conn = self.engine.connect()
-        if self._sqlite:
-            conn.exec_driver_sql("PRAGMA synchronous=FULL")
-            conn.commit()
+        raw: Any = None
         stopping = False
         try:
             while not stopping:
                 timeout = max(0.0, next_checkpoint - time.monotonic())
                 try:
-                    first = self._q.get(timeout=timeout)
+                    first = q.get(timeout=timeout)
                 except queue.Empty:
                     first = None
                 batch: list[_Item] = []
@@ -201,32 +458,45 @@ class AuditLog:
                     stopping = True
                 elif first is not None:
                     batch.append(first)  # type: ignore[arg-type]
-                    deadline = time.monotonic() + latency
-                    while len(batch) < max_size:
-                        try:
-                            wait = deadline - time.monotonic()
-                            item = self._q.get(timeout=wait) if wait > 0 else self._q.get_nowait()
-                        except queue.Empty:
-                            break
-                        if item is _STOP:
-                            stopping = True
-                            break
-                        batch.append(item)  # type: ignore[arg-type]
+                    if latency > 0:
+                        stopping = self._gather(batch, max_size, time.monotonic() + latency)
+                    else:
+                        # Only this thread takes from the queue: when it is not empty, get_nowait succeeds.
+                        while len(batch) < max_size and not q.empty():
+                            item = q.get_nowait()
+                            if item is _STOP:
+                                stopping = True
+                                break
+                            batch.append(item)  # type: ignore[arg-type]
                 if stopping:
                     batch.extend(self._drain())
                 for i in range(0, len(batch), max_size):
-                    self._commit_and_resolve(conn, batch[i : i + max_size])
+                    raw = self._commit_and_resolve(raw, batch[i : i + max_size])
                 if stopping or time.monotonic() >= next_checkpoint:
                     next_checkpoint = time.monotonic() + interval
                     try:
-                        self._checkpoint(conn)
+                        self.checkpoint()
                     except Exception:  # a failed periodic checkpoint is retried at the next interval
                         log.exception("audit checkpoint failed")
                     if self.settings.retention_days is not None and time.monotonic() >= next_prune:
                         next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
                         self._prune()
         finally:
-            conn.close()
+            if raw is not None and raw.dbapi_connection is not None:
+                self._release(raw)
+
+    def _gather(self, batch: list[_Item], max_size: int, deadline: float) -> bool:
+        """Wait until ``deadline`` for more entries; returns True when asked to stop."""
+        while len(batch) < max_size:
+            wait = deadline - time.monotonic()
+            try:
+                item = self._q.get(timeout=wait) if wait > 0 else self._q.get_nowait()
+            except queue.Empty:
+                return False
+            if item is _STOP:
+                return True
+            batch.append(item)  # type: ignore[arg-type]
+        return False
 
     def _prune(self) -> None:
         from clearance.audit.retention import prune
@@ -250,52 +520,29 @@ class AuditLog:
             if item is not _STOP:
                 items.append(item)  # type: ignore[arg-type]
 
-    def _commit_and_resolve(self, conn: Connection, batch: list[_Item]) -> None:
+    def _commit_and_resolve(self, raw: Any, batch: list[_Item]) -> Any:
+        """Commit ``batch`` and wake its callers; returns the connection to use next (None: reconnect)."""
         try:
-            indices = self._commit(conn, batch)
+            if raw is None or raw.dbapi_connection is None:
+                raw = self._connect()
+            start = self._commit_or_fail(raw, batch)
         except Exception as e:  # every waiting caller learns that its entry is not recorded
-            log.error("audit batch of %d entries failed: %s", len(batch), type(e).__name__)
-            err = AuditError(f"audit entry not recorded: {type(e).__name__}")
-            for item in batch:
-                item.resolve(None, err)
-            return
-        for item, idx in zip(batch, indices):
-            item.resolve(idx, None)
-
-    def _commit(self, conn: Connection, batch: list[_Item]) -> list[int]:
-        """Sequence and commit one batch in one transaction; returns the indices."""
-        n = len(batch)
-        now = datetime.now(UTC)
-        try:
-            with conn.begin():
-                new_size, frontier_bytes = conn.execute(
-                    update(_head)
-                    .where(_head.c.id == 1)
-                    .values(size=_head.c.size + n)
-                    .returning(_head.c.size, _head.c.frontier)
-                ).one()
-                start = new_size - n
-                frontier = Frontier.from_bytes(start, frontier_bytes)
-                for item in batch:
-                    frontier.append(item.leaf)
-                conn.execute(update(_head).where(_head.c.id == 1).values(frontier=frontier.to_bytes()))
-                conn.execute(
-                    insert(_entries),
-                    [
-                        {"idx": start + i, "body": item.body, "leaf_hash": item.leaf, "logged_at": now}
-                        for i, item in enumerate(batch)
-                    ],
-                )
-        except Exception:
-            conn.rollback()
-            raise
-        return list(range(start, start + n))
+            err = e if isinstance(e, AuditError) else AuditError(f"audit entry not recorded: {type(e).__name__}")
+            if not isinstance(e, AuditError):
+                log.error("audit batch of %d entries failed: %s", len(batch), type(e).__name__)
+            _resolve(batch, None, err)
+            return raw if raw is not None and raw.dbapi_connection is not None else None
+        _resolve(batch, start, None)
+        return raw
 
     # -- checkpoints -------------------------------------------------------
 
     def checkpoint(self) -> str:
         """Issue a checkpoint of the current tree if it grew; return the latest signed note."""
         with self.engine.connect() as conn:
+            if self._sqlite:
+                conn.exec_driver_sql("PRAGMA synchronous=FULL")
+                conn.commit()
             return self._checkpoint(conn)
 
     def _checkpoint(self, conn: Connection) -> str:
