@@ -7,6 +7,7 @@ configured size limit and no further.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import secrets
@@ -30,9 +31,14 @@ log = logging.getLogger("clearance.http")
 _RID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
+_RID_PREFIX = "req_" + secrets.token_hex(6)  # unique per process
+_rid_counter = itertools.count(1)
+
+
 def request_id(request: Request) -> str:
+    """The caller's ``x-request-id`` when it is well formed, else a fresh id unique across workers."""
     rid = request.headers.get("x-request-id", "")
-    return rid if _RID.match(rid) else "req_" + secrets.token_hex(12)
+    return rid if rid and _RID.match(rid) else f"{_RID_PREFIX}{next(_rid_counter):010x}"
 
 
 def api_key_of(request: Request) -> str | None:
@@ -97,8 +103,9 @@ def endpoint(gw: Gateway, name: str, wire: str, handler: Handler):
             response = json_response(body, 502)
         response.headers["x-request-id"] = rid
         gw.metrics.requests.labels(name, str(response.status_code)).inc()
-        log.debug("request", extra={"request_id": rid, "endpoint": name, "status": response.status_code,
-                                    "ms": round((time.perf_counter() - started) * 1000, 3)})
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("request", extra={"request_id": rid, "endpoint": name, "status": response.status_code,
+                                        "ms": round((time.perf_counter() - started) * 1000, 3)})
         return response
 
     return run
