@@ -2,11 +2,16 @@
 
 Appends go through ``AuditLog.append`` from many concurrent asyncio tasks
 (group commit), on SQLite (a temporary file) and on PostgreSQL (a temporary
-database, skipped when unreachable).  Verification times ``verify_log`` on
-a log of ``--verify-entries`` entries and extrapolates linearly to one
+database, skipped when unreachable).  The ``sequential`` scenario measures
+the cost of one append as the gateway sees it at moderate load, where entries
+arrive one at a time: one task awaits each append before the next (process
+CPU, event-loop thread CPU and wall time per append), then 20 rounds of 50
+appends gathered at once (batches of 50).  Verification times ``verify_log``
+on a log of ``--verify-entries`` entries and extrapolates linearly to one
 million.
 
-    python bench/audit_append.py [--entries 20000] [--appenders 200] [--verify-entries 200000] [--no-pg]
+    python bench/audit_append.py [--entries 20000] [--appenders 200] [--verify-entries 200000]
+                                 [--sequential 500] [--only sequential] [--no-pg]
 """
 
 from __future__ import annotations
@@ -62,21 +67,53 @@ def bench_append(url: str, n: int, appenders: int) -> dict:
     return {"entries": n, "appenders": appenders, "seconds": round(elapsed, 3), "appends_per_second": round(n / elapsed)}
 
 
+def bench_sequential(url: str, n: int) -> dict:
+    """Per-append cost with one appender awaiting each entry, and with batches of 50."""
+    import uvloop
+
+    engine = make_engine(url)
+    migrate(engine)
+    log = AuditLog(engine, AuditSettings(origin=ORIGIN, batch_max_latency_ms=0))
+
+    def per_append(t0: tuple[float, float, float], count: int) -> dict:
+        cpu, loop_cpu, wall = time.process_time() - t0[0], time.thread_time() - t0[1], time.perf_counter() - t0[2]
+        return {"cpu_us": round(1e6 * cpu / count), "loop_thread_cpu_us": round(1e6 * loop_cpu / count),
+                "wall_us": round(1e6 * wall / count)}
+
+    async def run() -> dict:
+        log.start()
+        for i in range(50):  # warm up: connection, prepared statements
+            await log.append(entry(i))
+        t0 = (time.process_time(), time.thread_time(), time.perf_counter())
+        for i in range(n):
+            await log.append(entry(i))
+        sequential = per_append(t0, n)
+        t0 = (time.process_time(), time.thread_time(), time.perf_counter())
+        for _ in range(20):
+            await asyncio.gather(*[log.append(entry(i)) for i in range(50)])
+        batched = per_append(t0, 1000)
+        await log.aclose()
+        return {"appends": n, "sequential": sequential, "batches_of_50": batched}
+
+    out = uvloop.run(run())
+    engine.dispose()
+    return out
+
+
 def bench_verify(url: str, n: int) -> dict:
     engine = make_engine(url)
     migrate(engine)
     signer = CheckpointSigner.generate(ORIGIN)
     log = AuditLog(engine, AuditSettings(origin=ORIGIN, checkpoint_interval_seconds=3600), signer)
     body = canonical_json(entry(0))
-    with engine.connect() as conn:
-        for start in range(0, n, 10_000):
-            items = [_Item(body.replace("req-000000000000", f"req-{i:012d}"), b"", lambda i, e: None)
-                     for i in range(start, min(n, start + 10_000))]
-            for it in items:
-                it.leaf = entry_leaf_hash(it.body)
-            log._commit(conn, items)
-            if (start // 10_000) % 5 == 4:
-                log._checkpoint(conn)
+    for start in range(0, n, 10_000):
+        items = [_Item(body.replace("req-000000000000", f"req-{i:012d}"), b"")
+                 for i in range(start, min(n, start + 10_000))]
+        for it in items:
+            it.leaf = entry_leaf_hash(it.body)
+        log._commit_now(items)
+        if (start // 10_000) % 5 == 4:
+            log.checkpoint()
     log.checkpoint()
     t0 = time.perf_counter()
     result = verify_log(engine, signer.verifier, ORIGIN)
@@ -105,23 +142,32 @@ def main() -> None:
     ap.add_argument("--entries", type=int, default=20_000)
     ap.add_argument("--appenders", type=int, default=200)
     ap.add_argument("--verify-entries", type=int, default=200_000)
+    ap.add_argument("--sequential", type=int, default=500, help="appends in the sequential scenario")
+    ap.add_argument("--only", choices=["append", "sequential", "verify"], action="append",
+                    help="run only these scenarios (repeatable)")
     ap.add_argument("--no-pg", action="store_true")
     args = ap.parse_args()
+    only = set(args.only or ["append", "sequential", "verify"])
+    scenarios = [(name, fn, fn_args) for name, fn, fn_args in (
+        ("append", bench_append, (args.entries, args.appenders)),
+        ("sequential", bench_sequential, (args.sequential,)),
+        ("verify", bench_verify, (args.verify_entries,)),
+    ) if name in only]
     out: dict = {"target_appends_per_second": 2000, "target_verify_seconds_per_million": 30}
     with tempfile.TemporaryDirectory() as d:
-        out["sqlite_append"] = bench_append(f"sqlite:///{Path(d) / 'append.db'}", args.entries, args.appenders)
-        out["sqlite_verify"] = bench_verify(f"sqlite:///{Path(d) / 'verify.db'}", args.verify_entries)
+        for name, fn, fn_args in scenarios:
+            out[f"sqlite_{name}"] = fn(f"sqlite:///{Path(d) / (name + '.db')}", *fn_args)
     if not args.no_pg:
-        for key, fn, fn_args in (("postgresql_append", bench_append, (args.entries, args.appenders)),
-                                 ("postgresql_verify", bench_verify, (args.verify_entries,))):
-            admin, name = pg_database()
+        for name, fn, fn_args in scenarios:
+            key = f"postgresql_{name}"
+            admin, db = pg_database()
             if admin is None:
                 out[key] = "skipped: PostgreSQL not reachable"
                 continue
             try:
-                out[key] = fn(f"postgresql://postgres@127.0.0.1:5432/{name}", *fn_args)
+                out[key] = fn(f"postgresql://postgres@127.0.0.1:5432/{db}", *fn_args)
             finally:
-                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
                 admin.close()
     print(json.dumps(out, indent=2))
 
