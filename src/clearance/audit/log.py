@@ -116,7 +116,9 @@ class _Item:
 
     __slots__ = ("body", "leaf", "waiter", "loop")
 
-    def __init__(self, body: str, leaf: bytes, waiter: Any = None, loop: asyncio.AbstractEventLoop | None = None):
+    def __init__(
+        self, body: str, leaf: bytes, waiter: Any = None, loop: asyncio.AbstractEventLoop | None = None
+    ) -> None:
         self.body = body
         self.leaf = leaf
         self.waiter = waiter
