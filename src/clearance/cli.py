@@ -77,8 +77,16 @@ def serve(config_path: str, host: str | None, port: int | None, workers: int | N
     setup_logging(config.server.log_format, config.server.log_level)
     open_store(config)  # migrate once before workers start
     os.environ["CLEARANCE_CONFIG"] = str(config.path)
+    n = workers or config.server.workers
+    if n > 1:  # every worker's /metrics answers for all workers
+        import shutil
+
+        metrics_dir = config.state_dir / "metrics"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     uvicorn.run("clearance.app:app_from_env", factory=True, host=host or config.server.host,
-                port=port or config.server.port, workers=workers or config.server.workers, loop="uvloop",
+                port=port or config.server.port, workers=n, loop="uvloop",
                 http="httptools", access_log=False, log_level="warning", lifespan="on")
 
 

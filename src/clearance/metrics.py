@@ -1,8 +1,16 @@
-"""Prometheus metrics of one gateway process: requests, decisions, upstream latency, fallbacks."""
+"""Prometheus metrics: requests, decisions, upstream latency, fallbacks.
+
+With several workers, ``clearance serve`` sets ``PROMETHEUS_MULTIPROC_DIR``
+and every worker's ``/metrics`` answers for all of them (prometheus_client's
+multiprocess mode); with one worker the metrics live in the process.
+"""
 
 from __future__ import annotations
 
+import os
+
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
@@ -25,4 +33,8 @@ class Metrics:
         self.upstream_latency.labels(backend, outcome).observe(seconds)
 
     def render(self) -> bytes:
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry)
+            return generate_latest(registry)
         return generate_latest(self.registry)

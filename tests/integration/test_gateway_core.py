@@ -301,3 +301,4 @@ def test_every_decision_is_in_a_verifiable_audit_log(world, client):
     assert out.returncode == 0
     proof = run_cli(world["config"], "audit", "prove", "0")
     assert proof.returncode == 0 and proof.stdout.strip()
+
