@@ -28,6 +28,11 @@ the GIL that the gateway's event loop needs:
   under its lock and writing the frontier after it;
 - all callers of a batch waiting on one event loop are woken by one
   ``call_soon_threadsafe``.
+
+When the log stores content (``audit.store_content``), an entry's encrypted
+prompt and completion are made in ``append`` too and inserted into
+``audit_content`` by the same transaction as the entry (on PostgreSQL by the
+same statement).
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ import operator
 import queue
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -48,10 +54,11 @@ import orjson
 from sqlalchemy import Connection, Engine, insert, select, update
 
 from clearance.audit.checkpoint import Checkpoint, CheckpointSigner
+from clearance.audit.content import ContentCipher, ContentError, SealedPart
 from clearance.audit.merkle import Frontier, leaf_hash
 from clearance.audit.settings import AuditSettings
 from clearance.audit.tables import AuditCheckpointRow, AuditEntryRow, AuditHead
-from clearance.types import AuditEntry
+from clearance.types import AuditEntry, Message
 
 log = logging.getLogger("clearance.audit")
 
@@ -112,17 +119,31 @@ def entry_leaf_hash(body: str) -> bytes:
 
 
 class _Item:
-    """One queued entry and whoever waits for it: an asyncio future (with its loop) or a thread's future."""
+    """One queued entry and whoever waits for it: an asyncio future (with its loop) or a thread's future.
 
-    __slots__ = ("body", "leaf", "waiter", "loop")
+    ``content`` holds the entry's encrypted prompt and completion when the log stores content.
+    """
+
+    __slots__ = ("body", "leaf", "waiter", "loop", "content")
 
     def __init__(
-        self, body: str, leaf: bytes, waiter: Any = None, loop: asyncio.AbstractEventLoop | None = None
+        self, body: str, leaf: bytes, waiter: Any = None, loop: asyncio.AbstractEventLoop | None = None,
+        content: list[SealedPart] | None = None,
     ) -> None:
         self.body = body
         self.leaf = leaf
         self.waiter = waiter
         self.loop = loop
+        self.content = content
+
+
+def _content_rows(items: list[_Item], start: int, now: Any) -> list[tuple]:
+    """``audit_content`` rows of a batch whose first entry gets index ``start``."""
+    return [(start + i, p.part, p.request_id, p.key_id, p.nonce, p.ciphertext, now)
+            for i, it in enumerate(items) if it.content for p in it.content]
+
+
+_CONTENT_COLUMNS = "audit_content (entry_idx, part, request_id, key_id, nonce, ciphertext, logged_at)"
 
 
 _STOP = object()
@@ -176,6 +197,7 @@ class _SqliteBatch:
     TAKE = "UPDATE audit_head SET size = size + ? WHERE id = 1 RETURNING size, frontier"
     SET_FRONTIER = "UPDATE audit_head SET frontier = ? WHERE id = 1"
     INSERT = "INSERT INTO audit_entries (idx, body, leaf_hash, logged_at) VALUES (?, ?, ?, ?)"
+    INSERT_CONTENT = f"INSERT INTO {_CONTENT_COLUMNS} VALUES (?, ?, ?, ?, ?, ?, ?)"
 
     @staticmethod
     def prepare(dbapi: Any) -> None:
@@ -185,17 +207,21 @@ class _SqliteBatch:
     def release(dbapi: Any) -> None:
         pass
 
-    def fast(self, dbapi: Any, start: int, old: bytes, new: bytes, items: list[_Item], now: Any) -> bool:
+    def fast(
+        self, dbapi: Any, start: int, old: bytes, new: bytes, items: list[_Item], now: Any, content: bool
+    ) -> bool:
         cur = dbapi.cursor()
         # sqlite3 opens the transaction before this UPDATE, which takes the database's write lock.
         cur.execute(self.FAST, (start + len(items), new, start, old))
         if cur.rowcount != 1:
             return False  # the transaction stays open; ``slow`` continues it under the same lock
         cur.executemany(self.INSERT, [(start + i, it.body, it.leaf, now) for i, it in enumerate(items)])
+        if content:
+            cur.executemany(self.INSERT_CONTENT, _content_rows(items, start, now))
         dbapi.commit()
         return True
 
-    def slow(self, dbapi: Any, items: list[_Item], now: Any) -> tuple[int, Frontier]:
+    def slow(self, dbapi: Any, items: list[_Item], now: Any, content: bool) -> tuple[int, Frontier]:
         n = len(items)
         cur = dbapi.cursor()
         new_size, frontier_bytes = cur.execute(self.TAKE, (n,)).fetchall()[0]
@@ -204,6 +230,8 @@ class _SqliteBatch:
         frontier.extend([it.leaf for it in items])
         cur.execute(self.SET_FRONTIER, (frontier.to_bytes(),))
         cur.executemany(self.INSERT, [(start + i, it.body, it.leaf, now) for i, it in enumerate(items)])
+        if content:
+            cur.executemany(self.INSERT_CONTENT, _content_rows(items, start, now))
         dbapi.commit()
         return start, frontier
 
@@ -236,9 +264,23 @@ class _PostgresBatch:
         " RETURNING size) "
         "INSERT INTO audit_entries (idx, body, leaf_hash, logged_at) SELECT %s, %s, %s, %s FROM h"
     )
+    # With encrypted content: the content rows are inserted by a data-modifying CTE of the same
+    # statement, so they commit (or not) with the entries, still in one round trip.
+    FAST_CONTENT = (
+        "WITH h AS (UPDATE audit_head SET size = %s, frontier = %s WHERE id = 1 AND size = %s AND frontier = %s"
+        " RETURNING size), "
+        f"c AS (INSERT INTO {_CONTENT_COLUMNS} "
+        "SELECT v.idx, v.part, v.rid, v.kid, v.nonce, v.ct, %s FROM h, "
+        "unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %b::bytea[], %b::bytea[])"
+        " AS v(idx, part, rid, kid, nonce, ct)) "
+        "INSERT INTO audit_entries (idx, body, leaf_hash, logged_at) "
+        "SELECT %s::bigint + u.ord - 1, u.body, u.leaf, %s FROM h, "
+        "unnest(%b::text[], %b::bytea[]) WITH ORDINALITY AS u(body, leaf, ord)"
+    )
     TAKE = "UPDATE audit_head SET size = size + %s WHERE id = 1 RETURNING size, frontier"
     SET_FRONTIER = "UPDATE audit_head SET frontier = %s WHERE id = 1"
     INSERT = "INSERT INTO audit_entries (idx, body, leaf_hash, logged_at) VALUES (%s, %s, %s, %s)"
+    INSERT_CONTENT = f"INSERT INTO {_CONTENT_COLUMNS} VALUES (%s, %s, %s, %s, %s, %s, %s)"
 
     @staticmethod
     def prepare(dbapi: Any) -> None:
@@ -249,9 +291,17 @@ class _PostgresBatch:
         if not dbapi.closed:
             dbapi.autocommit = False
 
-    def fast(self, dbapi: Any, start: int, old: bytes, new: bytes, items: list[_Item], now: Any) -> bool:
+    def fast(
+        self, dbapi: Any, start: int, old: bytes, new: bytes, items: list[_Item], now: Any, content: bool
+    ) -> bool:
         n = len(items)
-        if n == 1:
+        if content:
+            idx, part, rid, kid, nonce, ct, _ = zip(*_content_rows(items, start, now), strict=True)
+            cur = dbapi.execute(self.FAST_CONTENT, (
+                start + n, new, start, old, now, list(idx), list(part), list(rid), list(kid), list(nonce), list(ct),
+                start, now, [it.body for it in items], [it.leaf for it in items],
+            ))
+        elif n == 1:
             item = items[0]
             cur = dbapi.execute(self.FAST_ONE, (start + 1, new, start, old, start, item.body, item.leaf, now))
         else:
@@ -264,7 +314,7 @@ class _PostgresBatch:
             raise AuditError(f"audit batch wrote {cur.rowcount} of {n} entries")
         return False
 
-    def slow(self, dbapi: Any, items: list[_Item], now: Any) -> tuple[int, Frontier]:
+    def slow(self, dbapi: Any, items: list[_Item], now: Any, content: bool) -> tuple[int, Frontier]:
         n = len(items)
         with dbapi.transaction():
             cur = dbapi.cursor()
@@ -274,6 +324,8 @@ class _PostgresBatch:
             frontier.extend([it.leaf for it in items])
             cur.execute(self.SET_FRONTIER, (frontier.to_bytes(),))
             cur.executemany(self.INSERT, [(start + i, it.body, it.leaf, now) for i, it in enumerate(items)])
+            if content:
+                cur.executemany(self.INSERT_CONTENT, _content_rows(items, start, now))
         return start, frontier
 
     @staticmethod
@@ -292,13 +344,20 @@ class AuditLog:
     ``start()`` launches the writer thread (``append`` starts it on first use);
     ``await aclose()`` (or ``close()``) flushes queued entries, issues a final
     checkpoint and stops it.  When ``settings.enabled`` is false, appends are
-    accepted and dropped and return -1.
+    accepted and dropped and return -1.  With a ``content`` cipher (the
+    ``audit.store_content`` option) the prompt and completion given to
+    ``append`` are encrypted and committed in the same transaction as their
+    entry; without one they are ignored and only the entry's digests are kept.
     """
 
-    def __init__(self, engine: Engine, settings: AuditSettings, signer: CheckpointSigner | None = None) -> None:
+    def __init__(
+        self, engine: Engine, settings: AuditSettings, signer: CheckpointSigner | None = None,
+        content: ContentCipher | None = None,
+    ) -> None:
         self.engine = engine
         self.settings = settings
         self.signer = signer
+        self.content = content
         dialect = engine.dialect
         self._sqlite = dialect.name == "sqlite"
         if self._sqlite:
@@ -345,22 +404,36 @@ class AuditLog:
 
     # -- appending ---------------------------------------------------------
 
-    async def append(self, entry: AuditEntry) -> int:
-        """Record one entry; returns its index once it is committed."""
+    @property
+    def stores_content(self) -> bool:
+        """True when prompts and completions are kept encrypted next to the entries."""
+        return self.content is not None
+
+    async def append(
+        self, entry: AuditEntry, prompt: Sequence[Message] | None = None, completion: str | None = None
+    ) -> int:
+        """Record one entry; returns its index once it is committed.
+
+        ``prompt`` (the request's messages) and ``completion`` are stored
+        encrypted with the entry when the log stores content, each only if
+        the entry has its digest; otherwise they are ignored.
+        """
         if not self.settings.enabled:
             return -1
-        raw = encode_entry(entry)
+        item = self._item(entry, prompt, completion)
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[int] = loop.create_future()
-        self._submit(_Item(raw.decode(), leaf_hash(raw), fut, loop))
+        item.waiter, item.loop = fut, loop
+        self._submit(item)
         return await fut
 
-    def append_sync(self, entry: AuditEntry) -> int:
+    def append_sync(
+        self, entry: AuditEntry, prompt: Sequence[Message] | None = None, completion: str | None = None
+    ) -> int:
         """Record one entry from synchronous code; blocks until committed."""
         if not self.settings.enabled:
             return -1
-        raw = encode_entry(entry)
-        item = _Item(raw.decode(), leaf_hash(raw))
+        item = self._item(entry, prompt, completion)
         if self._thread is None:
             if self._closed:
                 raise AuditError("the audit log is closed")
@@ -369,6 +442,31 @@ class AuditLog:
         item.waiter = fut
         self._submit(item)
         return fut.result()
+
+    def append_batch_sync(self, entries: Sequence[AuditEntry]) -> int:
+        """Record ``entries`` as one batch in one transaction; returns the first index (-1 when disabled).
+
+        The entries are encoded, hashed and committed exactly as ``append``
+        does, on a connection of this call's own (not through the writer's
+        queue).  For bulk imports and benchmarks; the caller chooses the batch
+        size.
+        """
+        if not self.settings.enabled or not entries:
+            return -1
+        if self._closed:
+            raise AuditError("the audit log is closed")
+        return self._commit_now([self._item(e, None, None) for e in entries])
+
+    def _item(self, entry: AuditEntry, prompt: Sequence[Message] | None, completion: str | None) -> _Item:
+        """Encode and hash an entry (and encrypt its content) on the caller's side of the queue."""
+        raw = encode_entry(entry)
+        item = _Item(raw.decode(), leaf_hash(raw))
+        if self.content is not None and (prompt is not None or completion is not None):
+            try:
+                item.content = self.content.seal_entry(entry, prompt, completion) or None
+            except ContentError as e:
+                raise AuditError(f"audit entry not recorded: {e}") from None
+        return item
 
     def _submit(self, item: _Item) -> None:
         if self._thread is None:
@@ -430,6 +528,7 @@ class AuditLog:
         now = datetime.now(UTC)
         if self._time_param is not None:
             now = self._time_param(now)
+        content = any(it.content for it in batch)
         with self._commit_lock:
             known = self._known
             self._known = None  # unknown until this batch commits
@@ -439,13 +538,13 @@ class AuditLog:
                 for item in batch:
                     frontier.append(item.leaf)
                 new = frontier.to_bytes()
-                if self._sql.fast(dbapi, start, old, new, batch, now):
+                if self._sql.fast(dbapi, start, old, new, batch, now, content):
                     self._known = (start + len(batch), new, frontier)
                     return start
                 self._skip_fast = self._sql.skip_after_miss
             elif self._skip_fast:
                 self._skip_fast -= 1
-            start, frontier = self._sql.slow(dbapi, batch, now)
+            start, frontier = self._sql.slow(dbapi, batch, now, content)
             self._known = (start + len(batch), frontier.to_bytes(), frontier)
             return start
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class AuditSettings(BaseModel):
@@ -20,8 +20,14 @@ class AuditSettings(BaseModel):
     checkpoint_interval_seconds: float = Field(default=10.0, gt=0)
     # Entries older than this are pruned (their subtree hashes are kept); None keeps all.
     retention_days: float | None = Field(default=None, gt=0)
-    # Reserved: storing prompts and completions encrypted is not implemented yet.
+    # Also keep each prompt and completion, encrypted (AES-256-GCM) with the content key below;
+    # off: only their SHA-256 digests are recorded.  See clearance.audit.content.
     store_content: bool = False
+    # Where the content key (base64, 32 bytes; `clearance audit content-keygen`) is read from:
+    # an environment variable's name, or a file relative to the config file.  Exactly one when
+    # store_content is on; either may stay set after turning it off, to read stored content.
+    content_key_env: str | None = None
+    content_key_file: str | None = None
     batch_max_size: int = Field(default=1000, ge=1)
     # How long the writer waits for more entries before committing a batch.
     batch_max_latency_ms: float = Field(default=0.0, ge=0)
@@ -33,9 +39,14 @@ class AuditSettings(BaseModel):
             raise ValueError("origin must be non-empty, without spaces or '+'")
         return v
 
-    @field_validator("store_content")
-    @classmethod
-    def _no_content(cls, v: bool) -> bool:
-        if v:
-            raise ValueError("store_content is not supported yet; prompts and completions are kept as SHA-256 only")
-        return v
+    @model_validator(mode="after")
+    def _content_key(self) -> AuditSettings:
+        # Only checked when neither key setting is given: a validation error echoes the section,
+        # and a key pasted into content_key_env by mistake must not reach a log.  The key
+        # settings themselves are checked when the key is loaded (clearance.audit.content).
+        if self.store_content and not (self.content_key_env or self.content_key_file):
+            raise ValueError(
+                "audit.store_content needs a key: set audit.content_key_env (an environment variable holding "
+                "a base64 32-byte key) or audit.content_key_file; make one with `clearance audit content-keygen`"
+            )
+        return self

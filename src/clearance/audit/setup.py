@@ -2,6 +2,8 @@
 
 The gateway calls ``open_audit_log(config, engine)`` once at start-up; the
 CLI uses the same functions, so keys are found the same way everywhere.
+``check_audit_setup(config)`` loads every configured key without opening the
+store, so ``clearance serve`` can refuse to start with a clear message.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine
 
 from clearance.audit.checkpoint import CheckpointSigner, NoteError, NoteVerifier, load_verifier
+from clearance.audit.content import ContentKeyError, cipher_from_config
 from clearance.audit.log import AuditLog
 
 if TYPE_CHECKING:
@@ -49,6 +52,25 @@ def verifier_from_config(config: Config, key: str | None = None) -> NoteVerifier
     return signer.verifier if signer is not None else None
 
 
+class AuditSetupError(Exception):
+    """A configured audit key is missing or unusable; the gateway must not start."""
+
+
+def check_audit_setup(config: Config) -> None:
+    """Load the signing key and, with ``store_content``, the content key; raise ``AuditSetupError`` if one fails."""
+    if not config.audit.enabled:
+        return
+    try:
+        signer_from_config(config)
+        cipher_from_config(config)
+    except (NoteError, ContentKeyError) as e:
+        raise AuditSetupError(f"audit: {e}") from None
+
+
 def open_audit_log(config: Config, engine: Engine) -> AuditLog:
-    """An ``AuditLog`` for ``config`` on ``engine`` (not started; ``append`` starts it)."""
-    return AuditLog(engine, config.audit, signer_from_config(config))
+    """An ``AuditLog`` for ``config`` on ``engine`` (not started; ``append`` starts it).
+
+    Raises ``NoteError`` or ``ContentKeyError`` when a configured key cannot
+    be used: with ``store_content`` on, no log is opened without its key.
+    """
+    return AuditLog(engine, config.audit, signer_from_config(config), cipher_from_config(config))

@@ -6,14 +6,16 @@ extends the tree's frontier and commits together with the entries.  So all
 replicas sharing a database append into one total order and the stored
 frontier always matches the committed entries.  ``pruned_size`` and
 ``pruned_frontier`` keep the perfect-subtree hashes of entries removed by
-retention, so the remaining tree stays provable.
+retention, so the remaining tree stays provable.  ``audit_content`` holds the
+encrypted prompts and completions when ``audit.store_content`` is on; it is
+outside the hashed entries (see ``clearance.audit.content``).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, Integer, LargeBinary, Text
+from sqlalchemy import BigInteger, DateTime, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from clearance.store.base import Base
@@ -44,3 +46,15 @@ class AuditCheckpointRow(Base):
     # The signed note (or the bare checkpoint text when no key is configured).
     note: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AuditContentRow(Base):
+    __tablename__ = "audit_content"
+    # The entry whose digest this record matches; request ids come from clients and need not be unique.
+    entry_idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    part: Mapped[str] = mapped_column(String(16), primary_key=True)  # "prompt" | "completion"
+    request_id: Mapped[str] = mapped_column(Text, index=True)
+    key_id: Mapped[str] = mapped_column(String(16))
+    nonce: Mapped[bytes] = mapped_column(LargeBinary(12))
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    logged_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
