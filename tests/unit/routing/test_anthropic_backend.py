@@ -359,4 +359,4 @@ def test_consumer_may_stop_early(upstream: tuple[str, _Upstream]) -> None:
             await stream.aclose()
             return first.delta
 
-    assert asyncio.run(run()) == "Hel"
+    assert asyncio.run(run()).startswith("Hel")  # events that arrive together come as one chunk

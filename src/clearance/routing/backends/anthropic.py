@@ -19,7 +19,7 @@ import aiohttp
 import orjson
 
 from clearance.routing.backends.base import UpstreamError
-from clearance.routing.backends.transport import TRANSPORT_ERRORS, Timeouts, iter_sse, transport_error
+from clearance.routing.backends.transport import TRANSPORT_ERRORS, Timeouts, iter_sse_batches, transport_error
 from clearance.types import ChatChunk, ChatRequest, ChatResult, Usage
 
 DEFAULT_MAX_TOKENS = 1024
@@ -166,46 +166,64 @@ class AnthropicBackend:
     # ------------------------------------------------------------------ stream parsing
 
     async def _read_events(self, response: aiohttp.ClientResponse) -> AsyncIterator[ChatChunk]:
-        input_tokens = 0
-        output_tokens = 0
-        stop: str | None = None
-        async for event, data in iter_sse(response):
-            if event == "ping" or not data:
-                continue
-            try:
-                payload = json.loads(data)
-            except ValueError:
-                raise self._error(f"sent a {event or 'message'} event that is not JSON") from None
-            if not isinstance(payload, dict):
-                raise self._error(f"sent a malformed {event or 'message'} event")
-            kind = event or payload.get("type")
-            if kind == "error":
-                err = payload.get("error") if isinstance(payload.get("error"), dict) else {}
-                retryable = err.get("type") not in _FINAL_ERROR_TYPES
-                raise self._error(f"failed mid-stream: {self._upstream_message(payload)}", retryable=retryable)
-            if kind == "message_start":
-                usage = _usage((payload.get("message") or {}).get("usage"))
-                input_tokens = usage.prompt_tokens
-                output_tokens = usage.completion_tokens
-            elif kind == "content_block_start":
-                block = payload.get("content_block") or {}
-                if block.get("type") == "text" and isinstance(block.get("text"), str) and block["text"]:
-                    yield ChatChunk(delta=block["text"])
-            elif kind == "content_block_delta":
-                delta = payload.get("delta") or {}
-                if delta.get("type") == "text_delta" and isinstance(delta.get("text"), str) and delta["text"]:
-                    yield ChatChunk(delta=delta["text"])
-            elif kind == "message_delta":
-                stop = (payload.get("delta") or {}).get("stop_reason") or stop
-                usage = payload.get("usage") or {}
-                if _is_count(usage.get("output_tokens")):
-                    output_tokens = usage["output_tokens"]
-                if _is_count(usage.get("input_tokens")):
-                    input_tokens = _usage(usage).prompt_tokens
-            elif kind == "message_stop":
-                yield ChatChunk(finish_reason=finish_reason(stop),
-                                usage=Usage(prompt_tokens=input_tokens, completion_tokens=output_tokens))
-                return
+        """Chunks from the event stream; text that arrived in one network read is merged into one chunk."""
+        state = _StreamState()
+        async for events in iter_sse_batches(response):
+            text: list[str] = []
+            for event, data in events:
+                try:
+                    stop = self._take_event(event, data, state, text)
+                except UpstreamError:
+                    if text:  # what arrived before the failure is still delivered
+                        yield ChatChunk(delta="".join(text))
+                    raise
+                if stop:
+                    if text:
+                        yield ChatChunk(delta="".join(text))
+                    yield ChatChunk(finish_reason=finish_reason(state.stop),
+                                    usage=Usage(prompt_tokens=state.input_tokens,
+                                                completion_tokens=state.output_tokens))
+                    return
+            if text:
+                yield ChatChunk(delta="".join(text))
+
+    def _take_event(self, event: str, data: str, state: "_StreamState", text: list[str]) -> bool:
+        """Apply one event to the stream state; True at ``message_stop``."""
+        if event == "ping" or not data:
+            return False
+        try:
+            payload = json.loads(data)
+        except ValueError:
+            raise self._error(f"sent a {event or 'message'} event that is not JSON") from None
+        if not isinstance(payload, dict):
+            raise self._error(f"sent a malformed {event or 'message'} event")
+        kind = event or payload.get("type")
+        if kind == "error":
+            err = payload.get("error") if isinstance(payload.get("error"), dict) else {}
+            retryable = err.get("type") not in _FINAL_ERROR_TYPES
+            raise self._error(f"failed mid-stream: {self._upstream_message(payload)}", retryable=retryable)
+        if kind == "message_start":
+            usage = _usage((payload.get("message") or {}).get("usage"))
+            state.input_tokens = usage.prompt_tokens
+            state.output_tokens = usage.completion_tokens
+        elif kind == "content_block_start":
+            block = payload.get("content_block") or {}
+            if block.get("type") == "text" and isinstance(block.get("text"), str) and block["text"]:
+                text.append(block["text"])
+        elif kind == "content_block_delta":
+            delta = payload.get("delta") or {}
+            if delta.get("type") == "text_delta" and isinstance(delta.get("text"), str) and delta["text"]:
+                text.append(delta["text"])
+        elif kind == "message_delta":
+            state.stop = (payload.get("delta") or {}).get("stop_reason") or state.stop
+            usage = payload.get("usage") or {}
+            if _is_count(usage.get("output_tokens")):
+                state.output_tokens = usage["output_tokens"]
+            if _is_count(usage.get("input_tokens")):
+                state.input_tokens = _usage(usage).prompt_tokens
+        elif kind == "message_stop":
+            return True
+        return False
 
     # ------------------------------------------------------------------ errors
 
@@ -245,6 +263,15 @@ class AnthropicBackend:
         if self._api_key:
             message = message.replace(self._api_key, "[redacted]")
         return message
+
+
+class _StreamState:
+    """What a stream has told so far: token counts and the stop reason."""
+
+    def __init__(self) -> None:
+        self.input_tokens = 0
+        self.output_tokens = 0
+        self.stop: str | None = None
 
 
 def _is_count(value: object) -> bool:

@@ -73,3 +73,47 @@ async def iter_sse(response: aiohttp.ClientResponse) -> AsyncIterator[tuple[str,
             data.append(value)
     if data or event:
         yield event, "\n".join(data)
+
+
+class SSEParser:
+    """Incremental server-sent event parser over raw bytes: feed what arrived, get complete events."""
+
+    def __init__(self) -> None:
+        self._buf = b""
+
+    def feed(self, data: bytes) -> list[tuple[str, str]]:
+        buf = (self._buf + data).replace(b"\r\n", b"\n")
+        *blocks, self._buf = buf.split(b"\n\n")
+        return [ev for block in blocks if (ev := _parse_block(block)) is not None]
+
+    def close(self) -> list[tuple[str, str]]:
+        rest, self._buf = self._buf, b""
+        ev = _parse_block(rest.rstrip(b"\r\n"))
+        return [ev] if ev is not None else []
+
+
+def _parse_block(block: bytes) -> tuple[str, str] | None:
+    event, data = "", []
+    for line in block.decode("utf-8", "replace").split("\n"):
+        if not line or line.startswith(":"):
+            continue
+        field, _, value = line.partition(":")
+        if value.startswith(" "):
+            value = value[1:]
+        if field == "event":
+            event = value
+        elif field == "data":
+            data.append(value)
+    return (event, "\n".join(data)) if (event or data) else None
+
+
+async def iter_sse_batches(response: aiohttp.ClientResponse) -> AsyncIterator[list[tuple[str, str]]]:
+    """The events of a stream, grouped by the network read that completed them."""
+    parser = SSEParser()
+    async for data in response.content.iter_any():
+        events = parser.feed(data)
+        if events:
+            yield events
+    rest = parser.close()
+    if rest:
+        yield rest
