@@ -52,29 +52,6 @@ def transport_error(name: str, exc: BaseException) -> UpstreamError:
 TRANSPORT_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError)
 
 
-async def iter_sse(response: aiohttp.ClientResponse) -> AsyncIterator[tuple[str, str]]:
-    """``(event, data)`` pairs of a server-sent event stream; data lines are joined with newlines."""
-    event, data = "", []
-    async for raw in response.content:
-        line = raw.decode("utf-8", "replace").rstrip("\r\n")
-        if not line:
-            if data or event:
-                yield event, "\n".join(data)
-            event, data = "", []
-            continue
-        if line.startswith(":"):
-            continue
-        field, _, value = line.partition(":")
-        if value.startswith(" "):
-            value = value[1:]
-        if field == "event":
-            event = value
-        elif field == "data":
-            data.append(value)
-    if data or event:
-        yield event, "\n".join(data)
-
-
 class SSEParser:
     """Incremental server-sent event parser over raw bytes: feed what arrived, get complete events."""
 
