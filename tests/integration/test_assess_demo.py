@@ -43,7 +43,7 @@ def demo(tmp_path: Path):
         if not _wait_for_port(port, proc):
             proc.kill()
             err = proc.communicate(timeout=10)[1] or ""
-            pytest.skip(f"clearance demo did not start: {err.strip().splitlines()[-1:] or 'no output'}")
+            pytest.fail(f"clearance demo did not start: {err.strip().splitlines()[-1:] or 'no output'}")
         keys = json.loads((state / "demo-keys.json").read_text())
         yield f"http://127.0.0.1:{port}/v1", keys
     finally:
