@@ -75,6 +75,12 @@ def serve(config_path: str, host: str | None, port: int | None, workers: int | N
 
     config = open_config(config_path)
     setup_logging(config.server.log_format, config.server.log_level)
+    from clearance.audit.setup import AuditSetupError, check_audit_setup
+
+    try:
+        check_audit_setup(config)  # fail closed: no start without the audit keys the config names
+    except AuditSetupError as e:
+        raise click.ClickException(str(e)) from None
     open_store(config)  # migrate once before workers start
     os.environ["CLEARANCE_CONFIG"] = str(config.path)
     n = workers or config.server.workers

@@ -193,12 +193,16 @@ def entry(req: ChatRequest, *, kind: str, decision: str, principal: Principal | 
     )
 
 
-async def record(gw: Gateway, e: AuditEntry) -> None:
-    """Commit an audit entry; if the log cannot take it, the answer is not released."""
+async def record(gw: Gateway, e: AuditEntry, req: ChatRequest | None = None, completion: str | None = None) -> None:
+    """Commit an audit entry; if the log cannot take it, the answer is not released.
+
+    With ``audit.store_content`` on, ``req``'s prompt and the ``completion`` are
+    kept encrypted in the same commit (otherwise only the entry's digests are).
+    """
     if gw.audit is None:
         return
     try:
-        await gw.audit.append(e)
+        await gw.audit.append(e, req.messages if req is not None else None, completion)
     except Exception:
         raise ApiError(503, "the audit log is unavailable; the request was not served",
                        type="audit_unavailable", code="audit_unavailable") from None
@@ -221,7 +225,7 @@ async def admit(gw: Gateway, req: ChatRequest, api_key: str | None) -> Admitted:
     if not decision.allowed:
         err = denial(decision, scores, model.name)
         await record(gw, entry(req, kind="decision", decision=label, adm=adm, status=403,
-                               error="; ".join(decision.errors)))
+                               error="; ".join(decision.errors)), req)
         raise err
     return adm
 
@@ -237,7 +241,7 @@ async def complete(gw: Gateway, adm: Admitted, req: ChatRequest) -> ChatResult:
         result, attempts = await gw.router.complete(req, adm.model)
     except UpstreamError as err:
         await record(gw, entry(req, kind="decision", decision="allow", adm=adm, status=err.status,
-                               error=err.message))
+                               error=err.message), req)
         raise _upstream_error(err) from None
     _count_fallbacks(gw, adm.model.name, attempts)
     blocked = await screen_response(gw, adm, result.content)
@@ -245,10 +249,10 @@ async def complete(gw: Gateway, adm: Admitted, req: ChatRequest) -> ChatResult:
         gw.metrics.decisions.labels(adm.model.name, "response_block").inc()
         await record(gw, entry(req, kind="decision", decision="response_block", adm=adm, backend=result.backend,
                                attempts=attempts, usage=result.usage, completion=result.content, status=403,
-                               reasons=blocked.reasons))
+                               reasons=blocked.reasons), req, result.content)
         raise blocked.error
     await record(gw, entry(req, kind="decision", decision="allow", adm=adm, backend=result.backend,
-                           attempts=attempts, usage=result.usage, completion=result.content))
+                           attempts=attempts, usage=result.usage, completion=result.content), req, result.content)
     return result
 
 
@@ -268,11 +272,11 @@ async def open_stream(gw: Gateway, adm: Admitted, req: ChatRequest) -> tuple[str
         opened = await gw.router.open_stream(req, adm.model)
     except UpstreamError as err:
         await record(gw, entry(req, kind="decision", decision="allow", adm=adm, status=err.status,
-                               error=err.message))
+                               error=err.message), req)
         raise _upstream_error(err) from None
     _count_fallbacks(gw, adm.model.name, opened.attempts)
     await record(gw, entry(req, kind="decision", decision="allow", adm=adm, backend=opened.backend,
-                           attempts=opened.attempts))
+                           attempts=opened.attempts), req)
 
     async def on_end(text: str, usage: Usage | None, error: str | None, blocked: ResponseBlocked | None) -> None:
         e = entry(req, kind="completion", decision="response_block" if blocked else "allow", adm=adm,
@@ -280,7 +284,7 @@ async def open_stream(gw: Gateway, adm: Admitted, req: ChatRequest) -> tuple[str
                   status=403 if blocked else 502 if error else 200, error=error or "",
                   reasons=blocked.reasons if blocked else None)
         try:
-            await record(gw, e)
+            await record(gw, e, completion=text)  # the prompt went with the decision entry
         except ApiError:
             pass  # the stream has already been sent; the failure is logged by the audit log
 

@@ -1,4 +1,4 @@
-"""``clearance audit ...``: keys, verification, proofs, checkpoints, export and reports.
+"""``clearance audit ...``: keys, verification, proofs, checkpoints, export, reports and stored content.
 
 Argument parsing and printing only; the work is done by the modules of
 ``clearance.audit``.
@@ -199,7 +199,7 @@ def prune_command(config_path: str, before: str | None) -> None:
     """Apply retention: delete old entries, keeping the hashes that proofs need."""
     from datetime import timedelta
 
-    from clearance.audit.retention import RetentionError, prune
+    from clearance.audit.retention import RetentionError, prune, prune_content
 
     config = open_config(config_path)
     t = _parse_time(before, "--before")
@@ -207,8 +207,60 @@ def prune_command(config_path: str, before: str | None) -> None:
         if config.audit.retention_days is None:
             raise click.ClickException("give --before, or set audit.retention_days in the config")
         t = datetime.now(UTC) - timedelta(days=config.audit.retention_days)
+    engine = _engine(config)
+    c = prune_content(engine, t)
     try:
-        n = prune(_engine(config), t)
+        n = prune(engine, t)
     except RetentionError as e:
         raise click.ClickException(str(e)) from None
-    click.echo(f"pruned {n} entries logged before {t.isoformat()}")
+    click.echo(f"pruned {n} entries and {c} stored prompts/completions logged before {t.isoformat()}")
+
+
+@audit.command("content-keygen")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), envvar="CLEARANCE_CONFIG",
+              help="Write the key to this config's audit.content_key_file.")
+@click.option("--out", "out", type=click.Path(dir_okay=False), help="Write the key to this file (mode 0600).")
+@click.option("--force", is_flag=True, help="Replace an existing key file.")
+def content_keygen(config_path: str | None, out: str | None, force: bool) -> None:
+    """Make a key for encrypting stored prompts and completions (base64, 32 bytes).
+
+    Without --out (and no audit.content_key_file in the config) the key is
+    printed, to be put in the environment variable named by audit.content_key_env.
+    """
+    from clearance.audit.content import ContentKeyError, generate_content_key, write_content_key
+
+    path = Path(out).resolve() if out else None
+    if path is None and config_path:
+        config = open_config(config_path)
+        if config.audit.content_key_file:
+            path = config.resolve(config.audit.content_key_file)
+    if path is None:
+        click.echo(generate_content_key())
+        click.echo("put it in the environment variable named by audit.content_key_env "
+                   "(for example CLEARANCE_AUDIT_CONTENT_KEY); keep it secret", err=True)
+        return
+    try:
+        write_content_key(path, overwrite=force)
+    except ContentKeyError as e:
+        raise click.ClickException(str(e)) from None
+    except OSError as e:
+        raise click.ClickException(f"cannot write the key: {e.strerror or e}") from None
+    click.echo(f"content key (keep secret, mode 0600): {path}")
+
+
+@audit.command("show-content")
+@config_option
+@click.argument("request_id")
+def show_content_command(config_path: str, request_id: str) -> None:
+    """Decrypt the stored prompt and completion of REQUEST_ID, checked against its log entries, as JSON."""
+    from clearance.audit.content import ContentCipher, ContentError, ContentKeyError, load_content_key
+    from clearance.audit.content_show import show_content
+
+    config = open_config(config_path)
+    try:
+        cipher = ContentCipher(load_content_key(config))
+        opened = show_content(_engine(config), cipher, request_id)
+    except (ContentKeyError, ContentError) as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(json.dumps({"request_id": request_id, "records": [o.as_json() for o in opened]},
+                          indent=2, ensure_ascii=False))

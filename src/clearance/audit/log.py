@@ -610,16 +610,17 @@ class AuditLog:
         return False
 
     def _prune(self) -> None:
-        from clearance.audit.retention import prune
+        from clearance.audit.retention import prune, prune_content
 
         before = datetime.now(UTC) - timedelta(days=self.settings.retention_days or 0)
-        try:
-            n = prune(self.engine, before)
-        except Exception:  # retention is retried later; appends are unaffected
-            log.exception("audit retention failed")
-            return
-        if n:
-            log.info("audit retention pruned %d entries", n)
+        for what, fn in (("content records", prune_content), ("entries", prune)):
+            try:
+                n = fn(self.engine, before)
+            except Exception:  # retention is retried later; appends are unaffected
+                log.exception("audit retention of %s failed", what)
+                continue
+            if n:
+                log.info("audit retention pruned %d %s", n, what)
 
     def _drain(self) -> list[_Item]:
         items = []

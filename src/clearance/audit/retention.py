@@ -7,6 +7,9 @@ recomputed from the entry bodies and checked against the signed checkpoint
 of size P, so a tampered prefix is never pruned away.  Inclusion and
 consistency proofs for entries from P on keep working; older checkpoints
 stay stored and their signatures stay checkable.
+
+Stored prompts and completions (``audit.store_content``) are not part of the
+tree: ``prune_content`` deletes those logged before the cut-off time outright.
 """
 
 from __future__ import annotations
@@ -16,11 +19,12 @@ from datetime import datetime
 from sqlalchemy import Engine, delete, func, select, update
 
 from clearance.audit.merkle import Frontier, leaf_hash
-from clearance.audit.tables import AuditCheckpointRow, AuditEntryRow, AuditHead
+from clearance.audit.tables import AuditCheckpointRow, AuditContentRow, AuditEntryRow, AuditHead
 
 _head = AuditHead.__table__
 _entries = AuditEntryRow.__table__
 _checkpoints = AuditCheckpointRow.__table__
+_content = AuditContentRow.__table__
 
 
 class RetentionError(Exception):
@@ -64,3 +68,13 @@ def prune(engine: Engine, before: datetime) -> int:
         )
         conn.execute(delete(_entries).where(_entries.c.idx < target))
         return target - pruned
+
+
+def prune_content(engine: Engine, before: datetime) -> int:
+    """Delete stored prompts and completions logged before ``before``; returns how many records.
+
+    Content is outside the Merkle tree, so it is deleted on its own, whether
+    or not the entries it belongs to are pruned.
+    """
+    with engine.begin() as conn:
+        return int(conn.execute(delete(_content).where(_content.c.logged_at < before)).rowcount or 0)

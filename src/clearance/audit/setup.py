@@ -64,7 +64,7 @@ def check_audit_setup(config: Config) -> None:
         signer_from_config(config)
         cipher_from_config(config)
     except (NoteError, ContentKeyError) as e:
-        raise AuditSetupError(f"audit: {e}") from None
+        raise AuditSetupError(f"the gateway cannot start: {e}") from None
 
 
 def open_audit_log(config: Config, engine: Engine) -> AuditLog:
