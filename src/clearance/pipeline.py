@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+import anyio
+
 from clearance.api.errors import ApiError
 from clearance.config import Config, ModelSettings
 from clearance.identity.keys import hash_key
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
     from clearance.metrics import Metrics
 
 GUARD_CATEGORIES = ("jailbreak", "cyber_offense")
+CLIENT_GONE = "client disconnected"  # recorded with status 499, as proxies do
 RESPONSE_WINDOW_CHARS = 4000  # streamed answers are screened in overlapping windows of this size
 
 
@@ -281,7 +284,8 @@ async def open_stream(gw: Gateway, adm: Admitted, req: ChatRequest) -> tuple[str
     async def on_end(text: str, usage: Usage | None, error: str | None, blocked: ResponseBlocked | None) -> None:
         e = entry(req, kind="completion", decision="response_block" if blocked else "allow", adm=adm,
                   backend=opened.backend, attempts=opened.attempts, usage=usage, completion=text,
-                  status=403 if blocked else 502 if error else 200, error=error or "",
+                  status=403 if blocked else 499 if error == CLIENT_GONE else 502 if error else 200,
+                  error=error or "",
                   reasons=blocked.reasons if blocked else None)
         try:
             await record(gw, e, completion=text)  # the prompt went with the decision entry
@@ -322,11 +326,17 @@ async def _tracked(gw: Gateway, adm: Admitted, opened: OpenStream, on_end) -> As
             if c.finish_reason is not None:
                 await check(final=True)
             yield c
+    except (GeneratorExit, anyio.get_cancelled_exc_class()):
+        error = CLIENT_GONE
+        raise
     except Exception as e:
         error = getattr(e, "message", None) or type(e).__name__
         raise
     finally:
-        await on_end("".join(parts), usage, error, blocked)
+        # Shielded: when the client disconnects the stream's task is cancelled, and the
+        # completion entry must still be committed.
+        with anyio.CancelScope(shield=True):
+            await on_end("".join(parts), usage, error, blocked)
 
 
 async def _chain(first: list[ChatChunk], rest: AsyncIterator[ChatChunk]) -> AsyncIterator[ChatChunk]:

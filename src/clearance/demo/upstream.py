@@ -6,7 +6,7 @@ Messages API, answer every prompt with deterministic text, and have no
 safety behaviour of their own: any refusal seen through the demo comes from
 Clearance.  Tests switch their behaviour at run time through
 ``POST /_control`` ({"mode": "ok" | "error500" | "error429" | "hang" |
-"break_stream", "break_after": N, "answer": "fixed text"}) to exercise fallback and circuit breaking.
+"break_stream" | "slow_stream", "break_after": N, "answer": "fixed text"}) to exercise fallback and circuit breaking.
 
 Never point a production route at these.
 """
@@ -90,6 +90,8 @@ def create_upstream_app(provider: str) -> Starlette:
             for i, w in enumerate(words):
                 if state.mode == "break_stream" and i >= state.break_after:
                     raise ConnectionResetError("simulated stream break")
+                if state.mode == "slow_stream":
+                    await asyncio.sleep(0.2)
                 delta = w if i == 0 else " " + w
                 yield b"data: " + orjson.dumps({**base, "choices": [{"index": 0, "delta": {"content": delta},
                                                                    "finish_reason": None}]}) + b"\n\n"
