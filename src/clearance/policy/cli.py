@@ -191,8 +191,8 @@ def approval_request(org, model, by, reason, config_path) -> None:
     click.echo(f"requested {v.id}: {org} -> {model}")
 
 
-def _decision_command(name: str, fn, reason_required: bool):
-    @approval.command(name)
+def _decision_command(name: str, fn, reason_required: bool, help: str):
+    @approval.command(name, help=help)
     @click.argument("approval_id")
     @click.option("--by", default="", help="Operator making the decision.")
     @click.option("--reason", default="", required=reason_required, help="Reason (kept in the record).")
@@ -202,13 +202,12 @@ def _decision_command(name: str, fn, reason_required: bool):
             v = fn(s, approval_id, by=by, reason=reason)
         click.echo(f"{v.id} {v.status}: {v.org} -> {v.model}")
 
-    cmd.__doc__ = f"{name.capitalize()} an access request."
     return cmd
 
 
-_decision_command("approve", approvals_mod.approve_request, False)
-_decision_command("deny", approvals_mod.deny_request, True)
-_decision_command("revoke", approvals_mod.revoke_approval, True)
+_decision_command("approve", approvals_mod.approve_request, False, "Approve an access request (links the template).")
+_decision_command("deny", approvals_mod.deny_request, True, "Deny an access request, with a reason.")
+_decision_command("revoke", approvals_mod.revoke_approval, True, "Revoke an approved access request, with a reason.")
 
 
 @approval.command("list")
