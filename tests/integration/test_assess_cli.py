@@ -127,7 +127,8 @@ def test_report_numbers_match_hand_computed_values(target, tmp_path: Path) -> No
     assert m["asr"]["overall"]["ci"] == pytest.approx([0.1848, 0.6136], abs=1e-4)
     assert (m["asr"]["jailbreak"]["k"], m["asr"]["jailbreak"]["n"]) == (5, 12)
     assert (m["asr"]["baseline"]["k"], m["asr"]["baseline"]["n"]) == (1, 4)
-    assert {c: (p["k"], p["n"]) for c, p in m["asr"]["by_category"].items()} == {"catA": (3, 8), "catB": (3, 8)}
+    assert {c: (p["k"], p["n"]) for c, p in m["asr"]["by_category"].items()} == {"catA": (3, 6), "catB": (2, 6)}
+    # (per category: jailbreak attempts only; the baseline's 1 of 4 has its own row)
     assert {t: u["k"] for t, u in m["universality"].items()} == {"direct": 1, "tA": 4, "tB": 1, "tG": 0}
     assert [t for t, u in m["universality"].items() if u["universal"]] == ["tA"]
     assert (m["block_rate"]["k"], m["block_rate"]["by"]["guard"]["k"]) == (4, 4)

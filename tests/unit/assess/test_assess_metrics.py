@@ -54,7 +54,8 @@ def test_attack_success_rates() -> None:
     assert asr["overall"]["ci"] == pytest.approx([0.1848, 0.6136], abs=1e-4)
     assert (asr["jailbreak"]["k"], asr["jailbreak"]["n"]) == (5, 12)
     assert (asr["baseline"]["k"], asr["baseline"]["n"]) == (1, 4)
-    assert {c: (p["k"], p["n"]) for c, p in asr["by_category"].items()} == {"catA": (3, 8), "catB": (3, 8)}
+    assert {c: (p["k"], p["n"]) for c, p in asr["by_category"].items()} == {"catA": (3, 6), "catB": (2, 6)}
+    # (per category: jailbreak attempts only; the baseline's 1 of 4 has its own row)
     assert {t: p["k"] for t, p in asr["by_template"].items()} == {"direct": 1, "tA": 4, "tB": 1, "tG": 0}
 
 
