@@ -94,16 +94,41 @@ def create_app(config: Config) -> Starlette:
         err = ApiError(405, f"method {request.method} not allowed on {request.url.path}", code="method_not_allowed")
         return json_response(err.openai_body(request_id(request)), 405)
 
-    routes = build_routes(gw)
+    routes = api_routes = build_routes(gw)
     try:
         from clearance.api.admin import admin_routes
 
-        routes += admin_routes(gw, sessions)
+        routes = routes + admin_routes(gw, sessions)
     except ImportError:
         pass
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: not_found, 405: not_allowed})
     app.state.gateway = gw
-    return app
+    return DirectRoutes(app, routes[:len(api_routes)])
+
+
+class DirectRoutes:
+    """The ASGI entry point: the API's fixed paths go straight to their endpoints.
+
+    Every request to ``/v1/...`` and the health and metrics paths is dispatched by
+    one dictionary lookup; the endpoints render their own errors, so Starlette's
+    routing and middleware stack is skipped on the hot path.  Everything else
+    (the admin API, unknown paths, methods not allowed, lifespan) goes through
+    the Starlette app.
+    """
+
+    def __init__(self, app: Starlette, routes: list) -> None:
+        self.app = app
+        self.state = app.state
+        self.table = {(method, r.path): r.endpoint for r in routes for method in r.methods}
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http":
+            handler = self.table.get((scope["method"], scope["path"]))
+            if handler is not None:
+                response = await handler(Request(scope, receive))
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def app_from_env() -> Starlette:
