@@ -261,8 +261,9 @@ def test_suspension_redeployment_and_lifting(demo):
 def test_evaluator_window_opens_and_closes(demo):
     gw, keys, config = demo["gw"], demo["keys"], demo["config"]
     org = PERSONAS["gov-evaluator"][0]
-    opens = datetime.now(timezone.utc) + timedelta(seconds=5)
-    closes = opens + timedelta(seconds=3)
+    # Wide margins: two CLI calls must finish before the window opens, even on a loaded 2-core machine.
+    opens = datetime.now(timezone.utc) + timedelta(seconds=15)
+    closes = opens + timedelta(seconds=8)
     t = cli(config, "grant", "add", "--org", org, "--model", "frontier-cyber", "--from", iso(opens),
             "--until", iso(closes), "--reason", "pre-release evaluation")
     grant_id = json.loads(run_cli(config, "grant", "list", "--json").stdout)[-1]["id"]
