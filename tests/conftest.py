@@ -52,14 +52,19 @@ def drop_pg_database(url: str) -> None:
         pass
 
 
+def pg_database():
+    """Yield the URL of a fresh PostgreSQL database, dropped afterwards (``yield from`` in a fixture)."""
+    url = make_pg_database()
+    try:
+        yield url
+    finally:
+        drop_pg_database(url)
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request, tmp_path):
     """A fresh empty store, once on SQLite and once on PostgreSQL."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'clearance.db'}"
         return
-    url = make_pg_database()
-    try:
-        yield url
-    finally:
-        drop_pg_database(url)
+    yield from pg_database()

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import uuid
 from collections.abc import Iterator
 
 import pytest
+
+from tests.conftest import pg_database
 from sqlalchemy import text
 
 from clearance.audit.checkpoint import CheckpointSigner, parse_checkpoint
@@ -25,24 +26,12 @@ from clearance.audit.verify import load_checkpoints, verify_log
 from clearance.store.db import make_engine, migrate
 from clearance.types import AuditEntry
 
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 ORIGIN = "replicas.example/audit"
 
 
 @pytest.fixture
 def pg_url() -> Iterator[str]:
-    psycopg = pytest.importorskip("psycopg")
-    try:
-        admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError:
-        pytest.skip("PostgreSQL is not reachable at 127.0.0.1:5432")
-    name = f"clearance_audit_{uuid.uuid4().hex[:12]}"
-    admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    finally:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+    yield from pg_database()
 
 
 def _entry(replica: str, i: int) -> AuditEntry:

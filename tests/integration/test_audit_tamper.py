@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import pg_database
 from click.testing import CliRunner
 from sqlalchemy import Engine, text
 
@@ -24,23 +25,9 @@ from clearance.config import load_config
 from clearance.store.db import make_engine, migrate
 from clearance.types import AuditEntry
 
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 N = 40
 
 
-def _pg_database() -> Iterator[str]:
-    psycopg = pytest.importorskip("psycopg")
-    try:
-        admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError:
-        pytest.skip("PostgreSQL is not reachable at 127.0.0.1:5432")
-    name = f"clearance_audit_{uuid.uuid4().hex[:12]}"
-    admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    finally:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -48,7 +35,7 @@ def db_url(request, tmp_path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'state' / 'clearance.db'}"
     else:
-        yield from _pg_database()
+        yield from pg_database()
 
 
 def _entry(i: int) -> AuditEntry:

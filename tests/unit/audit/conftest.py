@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import pytest
+
+from tests.conftest import pg_database
 from sqlalchemy import Engine
 
 from clearance.store.db import make_engine, migrate
 from clearance.types import AuditEntry
 
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 def make_entry(i: int, decision: str = "allow", model: str = "gpt-test", org: str = "acme",
@@ -28,19 +28,6 @@ def entry():
     return make_entry
 
 
-def _pg_database() -> Iterator[str]:
-    psycopg = pytest.importorskip("psycopg")
-    try:
-        admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError:
-        pytest.skip("PostgreSQL is not reachable at 127.0.0.1:5432")
-    name = f"clearance_audit_{uuid.uuid4().hex[:12]}"
-    admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    finally:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -48,7 +35,7 @@ def db_url(request, tmp_path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'audit.db'}"
     else:
-        yield from _pg_database()
+        yield from pg_database()
 
 
 @pytest.fixture
