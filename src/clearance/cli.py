@@ -93,7 +93,7 @@ def serve(config_path: str, host: str | None, port: int | None, workers: int | N
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     uvicorn.run("clearance.app:app_from_env", factory=True, host=host or config.server.host,
                 port=port or config.server.port, workers=n, loop="uvloop",
-                http="httptools", access_log=False, log_level="warning", lifespan="on")
+                http="clearance.httpserver:HttpProtocol", access_log=False, log_level="warning", lifespan="on")
 
 
 @main.group()

@@ -302,6 +302,7 @@ async def _tracked(gw: Gateway, adm: Admitted, opened: OpenStream, on_end) -> As
     error: str | None = None
     blocked: ResponseBlocked | None = None
     every = gw.config.guard.response_screen_every_chars
+    screening = gw.guard is not None and gw.config.guard.screen_responses
     unscreened = 0
 
     async def check(final: bool) -> None:
@@ -319,11 +320,12 @@ async def _tracked(gw: Gateway, adm: Admitted, opened: OpenStream, on_end) -> As
         async for c in _chain(first, opened.rest):
             if c.delta:
                 parts.append(c.delta)
-                unscreened += len(c.delta)
-                await check(final=c.finish_reason is not None)
+                if screening:
+                    unscreened += len(c.delta)
+                    await check(final=c.finish_reason is not None)
             if c.usage is not None:
                 usage = c.usage
-            if c.finish_reason is not None:
+            if screening and c.finish_reason is not None:
                 await check(final=True)
             yield c
     except (GeneratorExit, anyio.get_cancelled_exc_class()):

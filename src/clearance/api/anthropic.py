@@ -304,14 +304,16 @@ async def render_stream(chunks: AsyncIterator[ChatChunk], req: ChatRequest, mess
                 break
 
         input_tokens = prompt_tokens_hint
-        yield _event("message_start", {"type": "message_start", "message": {
+        # The opening events and the frames of the chunks already in hand go out as one piece
+        # (one socket write), and so do the closing events.
+        opening = _event("message_start", {"type": "message_start", "message": {
             "id": message_id, "type": "message", "role": "assistant", "model": req.model, "content": [],
             "stop_reason": None, "stop_sequence": None,
             "usage": {"input_tokens": input_tokens, "output_tokens": 0},
         }})
-        yield _event("content_block_start", {"type": "content_block_start", "index": 0,
-                                             "content_block": {"type": "text", "text": ""}})
-        yield _event("ping", {"type": "ping"})
+        opening += _event("content_block_start", {"type": "content_block_start", "index": 0,
+                                                  "content_block": {"type": "text", "text": ""}})
+        opening += _event("ping", {"type": "ping"})
 
         finish: str | None = None
         output_tokens = 0
@@ -330,7 +332,8 @@ async def render_stream(chunks: AsyncIterator[ChatChunk], req: ChatRequest, mess
 
         for chunk in pending:
             if (frame := take(chunk)) is not None:
-                yield frame
+                opening += frame
+        yield opening
         if not finished:
             try:
                 async for chunk in iterator:
@@ -346,11 +349,11 @@ async def render_stream(chunks: AsyncIterator[ChatChunk], req: ChatRequest, mess
                                 req.request_id)
                 return
 
-        yield _event("content_block_stop", {"type": "content_block_stop", "index": 0})
-        yield _event("message_delta", {"type": "message_delta",
-                                       "delta": {"stop_reason": stop_reason(finish), "stop_sequence": None},
-                                       "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens}})
-        yield _event("message_stop", {"type": "message_stop"})
+        yield (_event("content_block_stop", {"type": "content_block_stop", "index": 0})
+               + _event("message_delta", {"type": "message_delta",
+                                          "delta": {"stop_reason": stop_reason(finish), "stop_sequence": None},
+                                          "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens}})
+               + _event("message_stop", {"type": "message_stop"}))
     finally:
         close = getattr(iterator, "aclose", None)
         if close is not None:

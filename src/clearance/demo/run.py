@@ -76,7 +76,7 @@ def run_demo(port: int, state_dir: Path) -> None:
     app = create_app(config)
     click.echo(instructions(port, keys, config_path))
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, loop="uvloop",
-                http="httptools")
+                http="clearance.httpserver:HttpProtocol")
 
 
 def _ensure_audit_key(config) -> None:

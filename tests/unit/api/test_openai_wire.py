@@ -43,9 +43,44 @@ def test_rejects_bad_bodies_naming_the_parameter(body, param):
 
 
 def _collect(gen):
+    """The stream's SSE events, each ending in a blank line, however they were split into parts."""
     async def run():
-        return [b async for b in gen]
-    return asyncio.run(run())
+        return b"".join([b async for b in gen])
+    raw = asyncio.run(run())
+    assert raw.endswith(b"\n\n")
+    return [e + b"\n\n" for e in raw[:-2].split(b"\n\n")]
+
+
+def test_stream_events_in_order_with_role_first_and_fewer_parts():
+    req = parse_request({"model": "m", "messages": [{"role": "user", "content": "x"}], "stream": True}, "req_1")
+
+    async def chunks():
+        yield ChatChunk(delta="he")
+        yield ChatChunk(delta="")
+        yield ChatChunk(delta="llo")
+        yield ChatChunk(finish_reason="stop", usage=Usage(3, 2))
+
+    async def run():
+        return [b async for b in render_stream(chunks(), req, include_usage=True)]
+    parts = asyncio.run(run())
+    # The role event goes out with the first content, the closing events together.
+    assert len(parts) == 3
+    events = _collect(render_stream(chunks(), req, include_usage=True))
+    deltas = [orjson.loads(e[6:])["choices"][0]["delta"] for e in events[:-2]]
+    assert deltas == [{"role": "assistant", "content": ""}, {"content": "he"}, {"content": "llo"}, {}]
+    assert orjson.loads(events[-3][6:])["choices"][0]["finish_reason"] == "stop"
+
+
+def test_stream_without_content_still_opens_with_role():
+    req = parse_request({"model": "m", "messages": [{"role": "user", "content": "x"}], "stream": True}, "req_1")
+
+    async def chunks():
+        yield ChatChunk(finish_reason="stop")
+
+    events = _collect(render_stream(chunks(), req, include_usage=False))
+    deltas = [orjson.loads(e[6:])["choices"][0]["delta"] for e in events[:-1]]
+    assert deltas == [{"role": "assistant", "content": ""}, {}]
+    assert events[-1] == b"data: [DONE]\n\n"
 
 
 def test_stream_ends_with_done_and_usage():
