@@ -1,20 +1,23 @@
 """Hashed word and character n-gram features, computed with numpy only.
 
-A text is normalised (lower case, digits folded to ``0``, whitespace runs
-collapsed), turned into an array of code points, and every character 3-, 4-
+A text is normalised (lower case, whitespace runs collapsed), turned into an
+array of code points with ASCII digits folded to ``0``, and every character 3-, 4-
 and 5-gram and every word 1- and 2-gram is hashed into ``2**bits`` buckets
 with a position-independent polynomial hash.  The hash is stable across
 processes and platforms (no use of Python's randomised ``hash``), so weights
 trained once can be shipped.
 
 Features are binary (each bucket counted once per text, at its first
-occurrence) and divided by the square root of the number of n-grams of that kind, so a linear score is ``sum(w[char_idx]) / sqrt(nc) +
-sum(w[word_idx]) / sqrt(nw)``; ``Positions`` keeps per-character sums so that
-scores of many windows of one long text cost one cumulative sum.
+occurrence) and divided by the square root of the number of n-grams of that
+kind, so a linear score is ``sum(w[char_idx]) / sqrt(nc) +
+sum(w[word_idx]) / sqrt(nw)``; ``Grams`` keeps each n-gram's start position
+so that the scores of many windows and paragraphs of one long text cost one
+cumulative sum.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass
 
@@ -27,8 +30,6 @@ _P_INV = pow(_P, -1, _MOD)
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 _WORD_SALT = np.uint64(0x5851F42D4C957F2D)
 _BIGRAM_MUL = np.uint64(0x2545F4914F6CDD1D)
-_DIGITS = str.maketrans("123456789", "000000000")
-_DIGITS_BYTES = bytes.maketrans(b"123456789", b"000000000")
 
 # ASCII letters and digits are word characters; so is anything beyond ASCII.
 _WORD_TABLE = np.zeros(128, dtype=bool)
@@ -64,11 +65,10 @@ _POWERS = _Powers()
 
 
 def normalise(text: str) -> str:
-    """The form in which a text is featurised."""
-    low = text.lower()
-    # bytes.translate is an order of magnitude faster than str.translate.
-    low = low.encode("ascii").translate(_DIGITS_BYTES).decode("ascii") if low.isascii() else low.translate(_DIGITS)
-    return " ".join(low.split())
+    """The form in which a text is featurised: lower case, whitespace runs
+    collapsed to one space.  (Digits are folded to ``0`` by ``grams``, on
+    code points, which is much faster than ``str.translate`` on non-ASCII text.)"""
+    return " ".join(text.lower().split())
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +96,7 @@ def grams(norm: str, bits: int) -> Grams:
         e = np.zeros(0, dtype=np.int64)
         return Grams(e, e, e, e, 0)
     c = np.frombuffer(norm.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+    c[(c >= 49) & (c <= 57)] = 48  # ASCII digits 1-9 fold to 0
     _POWERS.ensure(n + 1)
     pw, inv = _POWERS.pow, _POWERS.inv
     with np.errstate(over="ignore"):
@@ -162,3 +163,44 @@ def windows(length: int, sizes: tuple[tuple[int, int], ...]) -> np.ndarray:
         starts = list(range(0, length - size, stride)) + [length - size]
         out.extend((s, s + size) for s in starts)
     return np.array(sorted(set(out)), dtype=np.int64)
+
+
+
+# Paragraphs: a conversation's parts are often glued together (an extraction
+# request before a harmful one, a persona after a document).  A linear score
+# over the whole text dilutes a short attack among the other part's n-grams,
+# so each paragraph (text between blank lines) is also scored on its own.
+# Paragraphs shorter than PARAGRAPH_MIN_CHARS are merged into the next one.
+PARAGRAPH_MIN_CHARS = 20
+_PARAGRAPH_BREAK = re.compile(r"\n[^\S\n]*\n\s*")
+
+
+def paragraphs(text: str, norm_length: int, min_chars: int = PARAGRAPH_MIN_CHARS) -> list[tuple[int, int]]:
+    """Start and end offsets, in the normalised text, of each paragraph of ``text``.
+
+    Paragraphs are cut at whitespace, so the normalised paragraphs joined by
+    single spaces are exactly the normalised text (``norm_length`` long).
+    Returns nothing when the text is a single paragraph: the whole text is
+    scored anyway.
+    """
+    if "\n" not in text:
+        return []
+    spans: list[tuple[int, int]] = []
+    start = off = 0
+    for piece in _PARAGRAPH_BREAK.split(text):
+        piece_len = len(normalise(piece))
+        if not piece_len:
+            continue
+        end = off + piece_len
+        off = end + 1
+        if end - start >= min_chars:
+            spans.append((start, end))
+            start = off
+    if start < off - 1:  # a short tail joins the paragraph before it
+        if spans:
+            spans[-1] = (spans[-1][0], off - 1)
+        else:
+            spans.append((start, off - 1))
+    if len(spans) < 2 or spans[-1][1] != norm_length:
+        return []
+    return spans

@@ -3,8 +3,9 @@
 ``LinearModel`` holds one weight row per category over the hashed n-gram
 buckets of ``features.py``.  Scoring a text computes its n-grams once,
 gathers weights per character position and takes the maximum logit over
-windows at several scales, so long inputs are screened in full and a short
-attack inside a long document is not diluted away.
+windows at several scales and over each paragraph, so long inputs are
+screened in full and a short attack inside a long document, or glued to an
+innocent-looking request, is not diluted away.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ class LinearModel:
         return path
 
     def logits(self, text: str) -> np.ndarray:
-        """Maximum logit per category over all windows of ``text``."""
+        """Maximum logit per category over all windows and paragraphs of ``text``."""
         norm = features.normalise(text)
         k = len(self.categories)
         if not norm:
@@ -66,7 +67,8 @@ class LinearModel:
         g = features.grams(norm, self.bits)
         n = g.length
         parts = ((g.char_idx, g.char_pos), (g.word_idx, g.word_pos))
-        if n <= WINDOWS[-1][0]:
+        segs = features.paragraphs(text, n)
+        if n <= WINDOWS[-1][0] and not segs:
             # One window (the whole text): plain sums, no per-position bookkeeping.
             total = self.b.copy()
             for idx, _ in parts:
@@ -74,6 +76,8 @@ class LinearModel:
                     total += self.w[:, idx].sum(axis=1, dtype=np.float64) / np.sqrt(len(idx))
             return total
         spans = features.windows(n, WINDOWS)
+        if segs:
+            spans = np.concatenate([spans, np.array(segs, dtype=np.int64)])
         s, e = spans[:, 0], spans[:, 1]
         total = np.zeros((k, len(spans)))
         for idx, pos in parts:

@@ -21,6 +21,11 @@ from clearance.guard.dataset import CATEGORIES, Example, family_split
 from clearance.guard.model import MODEL_DIR, WINDOWS, LinearModel
 
 BITS = 18
+# Chosen on a development split of training families (held out from training, never the test split).
+L2 = 3e-5
+# Where the 0.5 point sits among the hand-written hard negatives' cross-fitted
+# margins (see docs/guard.md: at 1% the unseen contrast set saw about 4%).
+TARGET_FPR = 0.005
 HARD_BENIGN_PREFIX = "benign-hw-"
 
 
@@ -38,8 +43,10 @@ class Csr:
 def training_windows(examples: list[Example]) -> tuple[list[str], list[Example]]:
     """Normalised texts to fit on: each example, and windows of long ones.
 
-    Short (600-char) windows are taken only from benign examples: a window of
-    a long jailbreak prompt is not necessarily a jailbreak on its own.
+    Short (600-char) windows and paragraphs are taken only from benign
+    examples: a piece of a long jailbreak prompt is not necessarily a
+    jailbreak on its own, but every piece of a benign text is benign (and the
+    scorer looks at each piece).
     """
     texts, owners = [], []
     for ex in examples:
@@ -47,6 +54,10 @@ def training_windows(examples: list[Example]) -> tuple[list[str], list[Example]]
         texts.append(norm)
         owners.append(ex)
         benign = not (ex.jailbreak or ex.cyber_offense)
+        if benign:
+            for s, e in features.paragraphs(ex.text, len(norm)):
+                texts.append(norm[s:e])
+                owners.append(ex)
         for size, stride in WINDOWS:
             if len(norm) <= size or (size < 4000 and not benign):
                 continue
@@ -76,7 +87,7 @@ def _margins(x: Csr, w: np.ndarray) -> np.ndarray:
 
 
 def fit_logistic(x: Csr, y: np.ndarray, dim: int, epochs: int = 100, lr: float = 0.05,
-                 l2: float = 1e-4) -> tuple[np.ndarray, float]:
+                 l2: float = L2) -> tuple[np.ndarray, float]:
     """Class-balanced L2 logistic regression, full-batch Adam."""
     pos = y.sum()
     neg = len(y) - pos
@@ -110,7 +121,15 @@ def _subset(x: Csr, rows: np.ndarray) -> Csr:
     return Csr(np.concatenate(([0], np.cumsum(lens))), x.indices[take], x.values[take])
 
 
-def train(out_dir: Path = MODEL_DIR, seed: int = 0, target_fpr: float = 0.01,
+def _max_by_owner(values: np.ndarray, owners: np.ndarray) -> np.ndarray:
+    """The maximum of ``values`` per distinct owner."""
+    _, inv = np.unique(owners, return_inverse=True)
+    out = np.full(inv.max() + 1 if len(inv) else 0, -np.inf)
+    np.maximum.at(out, inv, values)
+    return out
+
+
+def train(out_dir: Path = MODEL_DIR, seed: int = 0, target_fpr: float = TARGET_FPR,
           log=print) -> LinearModel:
     """Build the training set, fit every category, calibrate, and save the model."""
     t0 = time.process_time()
@@ -118,6 +137,7 @@ def train(out_dir: Path = MODEL_DIR, seed: int = 0, target_fpr: float = 0.01,
     texts, owners = training_windows(split.train)
     x = featurise(texts)
     fams = np.array([o.family for o in owners])
+    owner_ids = np.array([id(o) for o in owners])
     log(f"training windows: {len(texts)} from {len(split.train)} examples; "
         f"{split.dropped_near_duplicates} near-duplicates of test rows dropped")
     dim = 1 << BITS
@@ -137,7 +157,10 @@ def train(out_dir: Path = MODEL_DIR, seed: int = 0, target_fpr: float = 0.01,
             tr, te = np.flatnonzero(fold != k), np.flatnonzero(fold == k)
             wk, bk = fit_logistic(_subset(x, tr), y[tr], dim)
             oof[te] = _margins(_subset(x, te), wk) + bk
-        neg = oof[(y == 0) & hard & ~np.isnan(oof)]
+        # The scorer takes the maximum over an example's windows and
+        # paragraphs, so calibrate on each hard negative's maximum.
+        sel = (y == 0) & hard & ~np.isnan(oof)
+        neg = _max_by_owner(oof[sel], owner_ids[sel])
         w, b = fit_logistic(x, y, dim)
         shift = float(np.quantile(neg, 1 - target_fpr))
         shifts[cat] = shift
@@ -145,8 +168,9 @@ def train(out_dir: Path = MODEL_DIR, seed: int = 0, target_fpr: float = 0.01,
         bs.append(b - shift)
         log(f"{cat}: positives {int(y.sum())}, negatives {int(len(y) - y.sum())}, bias shift {shift:.3f}")
     meta = {
-        "kind": "linear-hashed-ngrams", "bits": BITS, "seed": seed, "target_fpr": target_fpr,
+        "kind": "linear-hashed-ngrams", "bits": BITS, "l2": L2, "seed": seed, "target_fpr": target_fpr,
         "char_ngrams": list(features.CHAR_NS), "word_ngrams": [1, 2], "windows": [list(w) for w in WINDOWS],
+        "paragraph_min_chars": features.PARAGRAPH_MIN_CHARS,
         "train_examples": len(split.train), "train_windows": len(texts),
         "dropped_near_duplicates": split.dropped_near_duplicates, "bias_shift": shifts,
     }
