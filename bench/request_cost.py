@@ -13,7 +13,7 @@ that run's latency and CPU are not used).
 be compared on the same machine in the same minutes; ``--rounds 2`` with
 two trees measures A, B, A, B.
 
-Run: ``python bench/request_cost.py [--system clearance] [--rate 200] [--duration 5] [--stream] [--strace]
+Run: ``python bench/request_cost.py [--system clearance ...] [--rate 200] [--duration 5] [--stream] [--strace]
 [--src base=/tmp/clearance-base --src new=.] [--rounds 2]``
 """
 
@@ -90,7 +90,8 @@ def measure(run: systems.Running, args: argparse.Namespace) -> dict[str, object]
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--system", default="clearance", choices=sorted(systems.CLEARANCE_VARIANTS))
+    ap.add_argument("--system", action="append", choices=sorted(systems.CLEARANCE_VARIANTS),
+                    help="a Clearance variant (repeatable; default clearance)")
     ap.add_argument("--rate", type=float, default=200.0)
     ap.add_argument("--duration", type=float, default=5.0)
     ap.add_argument("--stream", action="store_true")
@@ -100,29 +101,31 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     trees = [tuple(s.split("=", 1)) for s in args.src] or [("current", "")]
+    names = args.system or ["clearance"]
     work = Path(tempfile.mkdtemp(prefix="clearance-cost-"))
     stub = systems.start_stub(work, {0})
     results = []
     base_path = os.environ.get("PYTHONPATH", "")
     try:
         for rnd in range(args.rounds):
-            for label, tree in trees:
-                os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(Path(tree) / "src") if tree else "",
-                                                                       base_path) if p)
-                run = systems.start_system(args.system, work / f"{label}-{rnd}", stub, {1})
-                try:
-                    loadgen.run_load(loadgen.LoadSpec(url=run.url, rate=args.rate, duration=3, warmup=0,
-                                                      api_key=run.api_key, stream=args.stream))
-                    row = {"label": label, "round": rnd, "load_avg": os.getloadavg()[0], **measure(run, args)}
-                finally:
-                    run.stop()
-                print(json.dumps(row), file=sys.stderr, flush=True)
-                results.append(row)
+            for name in names:
+                for label, tree in trees:
+                    os.environ["PYTHONPATH"] = os.pathsep.join(
+                        p for p in (str(Path(tree) / "src") if tree else "", base_path) if p)
+                    run = systems.start_system(name, work / f"{label}-{rnd}", stub, {1})
+                    try:
+                        loadgen.run_load(loadgen.LoadSpec(url=run.url, rate=args.rate, duration=3, warmup=0,
+                                                          api_key=run.api_key, stream=args.stream))
+                        row = {"system": name, "label": label, "round": rnd, "load_avg": os.getloadavg()[0],
+                               **measure(run, args)}
+                    finally:
+                        run.stop()
+                    print(json.dumps(row), file=sys.stderr, flush=True)
+                    results.append(row)
     finally:
         os.environ["PYTHONPATH"] = base_path
         stub.stop()
-    print(json.dumps({"system": args.system, "rate_rps": args.rate, "stream": args.stream, "results": results},
-                     indent=2))
+    print(json.dumps({"rate_rps": args.rate, "stream": args.stream, "results": results}, indent=2))
     return 0
 
 

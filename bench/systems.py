@@ -39,6 +39,12 @@ CLEARANCE_VARIANTS: dict[str, tuple[bool, bool, bool]] = {
     "clearance-no-guard": (True, False, True),
     "clearance-no-audit": (True, True, False),
     "clearance-bare": (False, False, False),
+    "clearance-audit-normal": (True, True, True),
+}
+# Settings a variant changes beyond the three stages, by config section.
+CLEARANCE_SETTINGS: dict[str, dict[str, dict[str, object]]] = {
+    # The audit log without waiting for the disk on each commit (audit.sqlite_synchronous: normal).
+    "clearance-audit-normal": {"audit": {"sqlite_synchronous": "normal"}},
 }
 ALL_SYSTEMS = ("direct", *CLEARANCE_VARIANTS, "litellm", "portkey")
 
@@ -153,7 +159,7 @@ def _clearance_cli() -> list[str]:
 
 
 def clearance_config(state: Path, stub_port: int, port: int, policy: bool, guard: bool, audit: bool,
-                     workers: int = 1) -> Path:
+                     workers: int = 1, settings: dict[str, dict[str, object]] | None = None) -> Path:
     """Write a clearance.yaml whose one model is served by the stub; return its path."""
     state.mkdir(parents=True, exist_ok=True)
     (state / "bench.cedar").write_text(BENCH_POLICY)
@@ -168,6 +174,8 @@ def clearance_config(state: Path, stub_port: int, port: int, policy: bool, guard
         "guard": {"enabled": guard},
         "audit": {"enabled": audit},
     }
+    for section, values in (settings or {}).items():
+        cfg[section].update(values)  # type: ignore[attr-defined]
     path = state / "clearance.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return path
@@ -204,7 +212,7 @@ def start_clearance(name: str, workdir: Path, stub_port: int, cpus: set[int] | N
     state = workdir / name
     port = free_port()
     log = workdir / f"{name}.log"
-    config = clearance_config(state, stub_port, port, policy, guard, audit, workers)
+    config = clearance_config(state, stub_port, port, policy, guard, audit, workers, CLEARANCE_SETTINGS.get(name))
     key = clearance_identity(config, log)
     proc = _spawn([*_clearance_cli(), "serve", "--config", str(config)], log, cpus)
     run = Running(name, f"http://127.0.0.1:{port}{CHAT_PATH}", api_key=key, procs=[proc], log=log)

@@ -1,7 +1,8 @@
 """The append path of the audit log: group commit, sequencing and checkpoints.
 
-``AuditLog.append`` queues an entry and resolves once the entry is durably
-committed.  One background writer thread drains the queue and commits each
+``AuditLog.append`` queues an entry and resolves once the entry is committed
+(on SQLite with ``synchronous=FULL`` unless ``audit.sqlite_synchronous`` says
+``normal``; see docs/audit.md for what each level survives).  One background writer thread drains the queue and commits each
 batch in a single transaction that:
 
 1. locks the sequencer row ``audit_head`` (an UPDATE taking the next
@@ -193,15 +194,17 @@ class _SqliteBatch:
 
     # A failed optimistic UPDATE costs nothing here, so it is always tried.
     skip_after_miss = 0
+
+    def __init__(self, synchronous: str = "full") -> None:
+        self.synchronous = {"full": "FULL", "normal": "NORMAL"}[synchronous]
     FAST = "UPDATE audit_head SET size = ?, frontier = ? WHERE id = 1 AND size = ? AND frontier = ?"
     TAKE = "UPDATE audit_head SET size = size + ? WHERE id = 1 RETURNING size, frontier"
     SET_FRONTIER = "UPDATE audit_head SET frontier = ? WHERE id = 1"
     INSERT = "INSERT INTO audit_entries (idx, body, leaf_hash, logged_at) VALUES (?, ?, ?, ?)"
     INSERT_CONTENT = f"INSERT INTO {_CONTENT_COLUMNS} VALUES (?, ?, ?, ?, ?, ?, ?)"
 
-    @staticmethod
-    def prepare(dbapi: Any) -> None:
-        dbapi.execute("PRAGMA synchronous=FULL")
+    def prepare(self, dbapi: Any) -> None:
+        dbapi.execute(f"PRAGMA synchronous={self.synchronous}")
 
     @staticmethod
     def release(dbapi: Any) -> None:
@@ -361,7 +364,7 @@ class AuditLog:
         dialect = engine.dialect
         self._sqlite = dialect.name == "sqlite"
         if self._sqlite:
-            self._sql: _SqliteBatch | _PostgresBatch = _SqliteBatch()
+            self._sql: _SqliteBatch | _PostgresBatch = _SqliteBatch(settings.sqlite_synchronous)
         elif dialect.name == "postgresql" and dialect.driver == "psycopg":
             self._sql = _PostgresBatch()
         else:
@@ -478,7 +481,7 @@ class AuditLog:
     # -- the writer --------------------------------------------------------
 
     def _connect(self) -> Any:
-        """A pooled connection for the writer, prepared for its driver (synchronous=FULL, autocommit)."""
+        """A pooled connection for the writer, prepared for its driver (SQLite's synchronous level, autocommit)."""
         raw = self.engine.raw_connection()
         try:
             self._sql.prepare(raw.driver_connection)

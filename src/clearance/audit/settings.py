@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
@@ -31,6 +33,10 @@ class AuditSettings(BaseModel):
     batch_max_size: int = Field(default=1000, ge=1)
     # How long the writer waits for more entries before committing a batch.
     batch_max_latency_ms: float = Field(default=0.0, ge=0)
+    # SQLite only: "full" waits for the disk (fdatasync) before an entry counts as committed, so a
+    # released answer's entry survives a power loss; "normal" (WAL) survives a crash of the gateway
+    # but may lose the newest entries on a power loss or OS crash.  Checkpoints always use "full".
+    sqlite_synchronous: Literal["full", "normal"] = "full"
 
     @field_validator("origin")
     @classmethod

@@ -124,3 +124,27 @@ def test_a_lost_connection_fails_its_batch_and_the_writer_reconnects(engine, ent
     assert (first, third) == (0, 1)
     assert log.size() == 2
     assert verify_log(engine, None, "clearance.local/audit").ok
+
+
+@pytest.mark.parametrize("level,pragma", [("full", 2), ("normal", 1)])
+def test_sqlite_writer_commits_at_the_configured_synchronous_level(tmp_path, entry, level, pragma) -> None:
+    from clearance.store.db import migrate
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'audit.db'}")
+    migrate(engine)
+    log = AuditLog(engine, AuditSettings(origin=ORIGIN, sqlite_synchronous=level))
+    raw = log._connect()
+    try:
+        assert raw.driver_connection.execute("PRAGMA synchronous").fetchone()[0] == pragma
+    finally:
+        log._release(raw)
+    log.start()
+    assert [log.append_sync(entry(i)) for i in range(5)] == list(range(5))
+    log.close()  # the final checkpoint is written at synchronous=FULL whatever the level
+    assert verify_log(engine, None, ORIGIN).ok
+    engine.dispose()
+
+
+def test_unknown_synchronous_level_is_refused() -> None:
+    with pytest.raises(ValueError):
+        AuditSettings(sqlite_synchronous="off")
