@@ -7,6 +7,7 @@ configured size limit and no further.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import re
@@ -15,6 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 
+import anyio
 import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
@@ -111,9 +113,35 @@ def endpoint(gw: Gateway, name: str, wire: str, handler: Handler):
     return run
 
 
+class EventStream(StreamingResponse):
+    """A streamed answer that stops when the client leaves, without a task group per stream.
+
+    Starlette runs each streaming response in an anyio task group whose second
+    task listens for the client leaving.  Here the events are sent from the
+    request's own task inside one cancel scope, and one plain asyncio task
+    waits for ``http.disconnect`` and cancels that scope: the stream's chunks
+    see the cancellation (the pipeline records the completion as abandoned,
+    499, in a shielded scope that this cancellation respects), and it ends at
+    the scope, as it ends at Starlette's task group.
+    """
+
+    async def __call__(self, scope, receive, send) -> None:
+        with anyio.CancelScope() as stream_scope:
+            async def watch() -> None:
+                while (await receive())["type"] != "http.disconnect":
+                    pass
+                stream_scope.cancel()
+
+            watcher = asyncio.get_running_loop().create_task(watch())
+            try:
+                await self.stream_response(send)
+            finally:
+                watcher.cancel()
+
+
 def _sse(stream, backend: str) -> StreamingResponse:
-    return StreamingResponse(stream, media_type="text/event-stream",
-                             headers={"x-clearance-backend": backend, "cache-control": "no-cache"})
+    return EventStream(stream, media_type="text/event-stream",
+                       headers={"x-clearance-backend": backend, "cache-control": "no-cache"})
 
 
 def build_routes(gw: Gateway) -> list[Route]:
