@@ -120,9 +120,16 @@ def eval_cmd(config_path: str | None, model_dir: str | None, seed: int, as_json:
     click.echo(f"family-held-out test set: {report['test_examples']} examples")
     click.echo(f"{'category':<15}{'pos':>6}{'neg':>6}{'AUROC':>8}{'TPR@1%FPR':>11}{'thr':>6}{'TPR':>7}{'FPR':>7}")
     for cat, r in report["categories"].items():
-        click.echo(f"{cat:<15}{r['positives']:>6}{r['negatives']:>6}{r['auroc']:>8.3f}"
-                   f"{r['tpr_at_1pct_fpr']:>11.3f}{r['threshold']:>6.2f}{r['tpr_at_threshold']:>7.3f}"
-                   f"{r['fpr_at_threshold']:>7.3f}")
+        def num(v: float | None, width: int) -> str:
+            return f"{'-':>{width}}" if v is None else f"{v:>{width}.3f}"
+        click.echo(f"{cat:<15}{r['positives']:>6}{r['negatives']:>6}{num(r['auroc'], 8)}"
+                   f"{num(r['tpr_at_1pct_fpr'], 11)}{r['threshold']:>6.2f}{num(r['tpr_at_threshold'], 7)}"
+                   f"{num(r['fpr_at_threshold'], 7)}")
+    for cat, r in report["categories"].items():
+        missed = [f"{fam} {v['detected']}/{v['positives']}" for fam, v in r["by_family"].items()
+                  if v["positives"] and v["detected"] < v["positives"]]
+        if missed:
+            click.echo(f"  {cat} detected at threshold, by family: {', '.join(missed)}")
     bc = report["benign_contrast"]
     click.echo(f"benign contrast set: {bc['examples']} prompts, false-positive rate {bc['false_positive_rate']:.3f}")
     for t in bc["flagged"]:

@@ -1,8 +1,9 @@
 """Quality of a guard on the family-held-out test split.
 
-Per category: AUROC, the true-positive rate at 1% false-positive rate, and
-the TPR/FPR at the configured threshold; plus the false-positive rate on the
-benign contrast set (prompts that sound alarming but are fine).
+Per category: AUROC, the true-positive rate at 1% false-positive rate, the
+TPR/FPR at the configured threshold and, per test family, how many of its
+examples were flagged; plus the false-positive rate on the benign contrast
+set (prompts that sound alarming but are fine).
 """
 
 from __future__ import annotations
@@ -32,10 +33,36 @@ def auroc(y: np.ndarray, s: np.ndarray) -> float:
 
 def tpr_at_fpr(y: np.ndarray, s: np.ndarray, fpr: float) -> float:
     """Highest TPR whose threshold keeps the FPR at or below ``fpr``."""
+    if not (y == 1).any():
+        return float("nan")
     neg = np.sort(s[y == 0])[::-1]
     k = int(np.floor(fpr * len(neg)))
     thr = neg[k] if k < len(neg) else -np.inf
     return float(np.mean(s[y == 1] > thr))
+
+
+def _num(x: float) -> float | None:
+    """Rounded for the report; None where the metric is undefined (no positives or negatives)."""
+    return None if np.isnan(x) else round(float(x), 4)
+
+
+def _rate(hits: np.ndarray) -> float | None:
+    """Share of true values, or None when there is nothing to count."""
+    return round(float(hits.mean()), 4) if len(hits) else None
+
+
+def _by_family(test: list[Example], y: np.ndarray, flagged: np.ndarray) -> dict[str, dict[str, int]]:
+    """Per family: its positives and how many were flagged, its negatives and how many were flagged."""
+    out: dict[str, dict[str, int]] = {}
+    for e, label, f in zip(test, y, flagged):
+        r = out.setdefault(e.family, {"positives": 0, "detected": 0, "negatives": 0, "false_positives": 0})
+        if label:
+            r["positives"] += 1
+            r["detected"] += int(f)
+        else:
+            r["negatives"] += 1
+            r["false_positives"] += int(f)
+    return dict(sorted(out.items()))
 
 
 def evaluate(score: Callable[[str], dict[str, float]], thresholds: dict[str, float],
@@ -54,9 +81,10 @@ def evaluate(score: Callable[[str], dict[str, float]], thresholds: dict[str, flo
         flagged_any |= s >= thr
         report["categories"][cat] = {
             "positives": int(y.sum()), "negatives": int((y == 0).sum()),
-            "auroc": round(auroc(y, s), 4), "tpr_at_1pct_fpr": round(tpr_at_fpr(y, s, 0.01), 4),
-            "threshold": thr, "tpr_at_threshold": round(float(np.mean(s[y == 1] >= thr)), 4),
-            "fpr_at_threshold": round(float(np.mean(s[y == 0] >= thr)), 4),
+            "auroc": _num(auroc(y, s)), "tpr_at_1pct_fpr": _num(tpr_at_fpr(y, s, 0.01)),
+            "threshold": thr, "tpr_at_threshold": _rate(s[y == 1] >= thr),
+            "fpr_at_threshold": _rate(s[y == 0] >= thr),
+            "by_family": _by_family(test, y, s >= thr),
         }
     report["benign_contrast"] = {
         "examples": int(contrast.sum()),
