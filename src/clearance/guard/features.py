@@ -175,6 +175,27 @@ PARAGRAPH_MIN_CHARS = 20
 _PARAGRAPH_BREAK = re.compile(r"\n[^\S\n]*\n\s*")
 
 
+def _paragraph_bounds(text: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """Start and end offsets in the normalised text of every non-empty paragraph.
+
+    Each paragraph break is replaced by a NUL token, the text is normalised
+    once, and the tokens' positions (each adds two characters: itself and a
+    space) give the boundaries, so the cost is a few passes in C whatever
+    the number of paragraphs.  ``None`` when the text already holds a NUL.
+    """
+    if "\0" in text:
+        return None
+    marked = " ".join(_PARAGRAPH_BREAK.sub(" \0 ", text.lower()).split())
+    codes = np.frombuffer(marked.encode("utf-32-le"), dtype=np.uint32)
+    pos = np.flatnonzero(codes == 0)
+    shift = pos - 2 * np.arange(len(pos))  # where each break falls in the normalised text
+    norm_length = len(codes) - 2 * len(pos)
+    starts = np.concatenate(([0], shift))
+    ends = np.concatenate((shift - 1, [norm_length]))
+    keep = ends > starts
+    return starts[keep], ends[keep]
+
+
 def paragraphs(text: str, norm_length: int, min_chars: int = PARAGRAPH_MIN_CHARS) -> list[tuple[int, int]]:
     """Start and end offsets, in the normalised text, of each paragraph of ``text``.
 
@@ -185,6 +206,27 @@ def paragraphs(text: str, norm_length: int, min_chars: int = PARAGRAPH_MIN_CHARS
     """
     if "\n" not in text:
         return []
+    bounds = _paragraph_bounds(text)
+    if bounds is None:
+        return _paragraphs_slow(text, norm_length, min_chars)
+    spans: list[tuple[int, int]] = []
+    start = -1
+    for s, e in zip(bounds[0].tolist(), bounds[1].tolist()):
+        if start < 0:
+            start = s
+        if e - start >= min_chars:
+            spans.append((start, e))
+            start = -1
+    if start >= 0:  # a short tail joins the paragraph before it
+        end = int(bounds[1][-1])
+        spans[-1:] = [(spans[-1][0] if spans else start, end)]
+    if len(spans) < 2 or spans[-1][1] != norm_length:
+        return []
+    return spans
+
+
+def _paragraphs_slow(text: str, norm_length: int, min_chars: int) -> list[tuple[int, int]]:
+    """``paragraphs`` one piece at a time (for texts that hold a NUL)."""
     spans: list[tuple[int, int]] = []
     start = off = 0
     for piece in _PARAGRAPH_BREAK.split(text):

@@ -82,3 +82,23 @@ def test_paragraph_spans_cover_text_with_many_blank_lines():
     spans = features.paragraphs(text, len(norm))
     assert len(spans) == 50
     assert all(norm[s:e].startswith("paragraph number") for s, e in spans)
+
+
+def test_paragraph_offsets_agree_with_normalising_each_paragraph():
+    """The one-pass boundary computation matches cutting the text and
+    normalising each piece, on awkward whitespace and case-folding input."""
+    import random
+
+    rng = random.Random(7)
+    alphabet = ["a", "bb", "word ", "\n", "\n\n", " \n \n ", "\t", "İ", "x" * 25, "  ", "\n\n\n", "é"]
+    for _ in range(3000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30)))
+        n = len(features.normalise(text))
+        assert features.paragraphs(text, n) == features._paragraphs_slow(text, n, features.PARAGRAPH_MIN_CHARS)
+
+
+def test_text_holding_a_nul_still_gets_paragraphs():
+    text = "first paragraph with \0 inside it\n\nsecond paragraph long enough"
+    n = len(features.normalise(text))
+    spans = features.paragraphs(text, n)
+    assert len(spans) == 2 and spans[-1][1] == n
