@@ -87,34 +87,53 @@ def test_connection_close_sends_head_and_body_before_closing():
     assert b"connection: close" in t.writes[0]
 
 
-def test_served_over_a_socket_with_keep_alive():
-    async def app(scope, receive, send):
-        if scope["type"] != "http":
-            return
-        request = Request(scope, receive)
-        body = await request.body()
-        await Response(b"echo:" + body, media_type="text/plain")(scope, receive, send)
+async def _echo(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    request = Request(scope, receive)
+    body = await request.body()
+    await Response(b"echo:" + body, media_type="text/plain")(scope, receive, send)
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, http=HttpProtocol, lifespan="off",
-                                           log_level="warning", loop="asyncio"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
+
+class _Server:
+    def __enter__(self) -> int:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.server = uvicorn.Server(uvicorn.Config(_echo, host="127.0.0.1", port=port, http=HttpProtocol,
+                                                    lifespan="off", log_level="warning", loop="asyncio"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
         deadline = time.monotonic() + 10
-        while not server.started and time.monotonic() < deadline:
+        while not self.server.started and time.monotonic() < deadline:
             time.sleep(0.02)
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as c:
-            for text in (b"one", b"two"):  # two requests on one connection
-                c.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\n" + text)
-                data = b""
-                while not data.endswith(b"echo:" + text):
-                    chunk = c.recv(4096)
-                    assert chunk, "connection closed early"
-                    data += chunk
-                assert data.startswith(b"HTTP/1.1 200 OK\r\n") and b"content-length: 8\r\n" in data
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+        return port
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def _read_until(c: socket.socket, end: bytes) -> bytes:
+    data = b""
+    while not data.endswith(end):
+        chunk = c.recv(4096)
+        assert chunk, "connection closed early"
+        data += chunk
+    return data
+
+
+def test_served_over_a_socket_with_keep_alive():
+    with _Server() as port, socket.create_connection(("127.0.0.1", port), timeout=5) as c:
+        for text in (b"one", b"two"):  # two requests on one connection
+            c.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\n" + text)
+            data = _read_until(c, b"echo:" + text)
+            assert data.startswith(b"HTTP/1.1 200 OK\r\n") and b"content-length: 8\r\n" in data
+
+
+def test_100_continue_is_sent_before_the_body_arrives():
+    with _Server() as port, socket.create_connection(("127.0.0.1", port), timeout=5) as c:
+        c.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n")
+        assert _read_until(c, b"\r\n\r\n") == b"HTTP/1.1 100 Continue\r\n\r\n"
+        c.sendall(b"abc")
+        assert _read_until(c, b"echo:abc").startswith(b"HTTP/1.1 200 OK\r\n")
