@@ -12,7 +12,8 @@ occurrence) and divided by the square root of the number of n-grams of that
 kind, so a linear score is ``sum(w[char_idx]) / sqrt(nc) +
 sum(w[word_idx]) / sqrt(nw)``; ``Grams`` keeps each n-gram's start position
 so that the scores of many windows and paragraphs of one long text cost one
-cumulative sum.
+cumulative sum.  ``first_buckets`` computes the same buckets for a text scored as
+one window (most prompts) in far fewer numpy calls.
 """
 
 from __future__ import annotations
@@ -148,6 +149,128 @@ def _first(idx: np.ndarray, pos: np.ndarray, bits: int) -> tuple[np.ndarray, np.
     table[idx[::-1]] = pos[::-1]
     keep = table[idx] == pos
     return idx[keep], pos[keep]
+
+
+# The same n-grams for a text scored as one window, in far fewer numpy calls.
+# A character n-gram's hash is position independent: h = sum of c[i + t] * P^-t
+# over its k characters (``grams`` computes it from prefix sums).  _TERMS[b, t]
+# holds c * P^-t of ASCII byte b (digits folded) plus the salt's share, so the
+# 3-, 4- and 5-grams of ASCII text are sums of shifted columns of one lookup.
+_MAXK = max(CHAR_NS)
+_FOLD_ASCII = np.arange(128, dtype=np.uint64)
+_FOLD_ASCII[49:58] = 48  # ASCII digits 1-9 fold to 0
+_WORD_ASCII = _WORD_TABLE.astype(np.int8)
+_Q = np.array([pow(_P_INV, t, _MOD) for t in range(_MAXK)], dtype=np.uint64)
+# Salt k is added once to the 3-gram and by increments of one with each further character.
+assert CHAR_NS == tuple(range(CHAR_NS[0], _MAXK + 1))
+_SALTS = np.array([CHAR_NS[0] if t == 0 else 1 if t >= CHAR_NS[0] else 0 for t in range(_MAXK)], dtype=np.uint64)
+_TERMS = _FOLD_ASCII[:, None] * _Q[None, :] + _SALTS[None, :]
+_NINE = np.uint64(9)
+_DIGIT_ONE = np.uint64(49)
+_SH29 = np.uint64(29)
+_WORD_SALT_2 = _WORD_SALT + np.uint64(7)
+
+
+def first_buckets(norm: str, bits: int) -> tuple[np.ndarray, int] | None:
+    """The buckets ``grams`` keeps, for scoring a text as one window: ``(idx, nchar)``.
+
+    ``idx`` is ``grams(norm, bits).char_idx`` followed by ``.word_idx``, in
+    the same order, and ``nchar`` is how many of them are character n-grams.
+    Positions are not kept (one window needs none), which lets every n-gram
+    kind be hashed, bucketed and de-duplicated together: about forty numpy
+    calls instead of seventy, which is most of the cost of a short text.
+    ``None`` when the text has fewer than five characters or no word (the
+    caller uses ``grams``).
+    """
+    n = len(norm)
+    if n < _MAXK:
+        return None
+    if norm.isascii():
+        # NUL on both sides: a non-word character for the word edges, and a zero before the text.
+        raw = np.frombuffer(b"\0" + norm.encode("ascii") + b"\0", dtype=np.uint8)
+        c = _FOLD_ASCII[raw[:-1]]  # c[0] == 0, c[1 + i] is the text's character i
+        terms = _TERMS.take(raw[1:-1], axis=0)
+        isword = _WORD_ASCII[raw]
+    else:
+        c = np.zeros(n + 1, dtype=np.uint64)
+        c[1:] = np.frombuffer(norm.encode("utf-32-le"), dtype=np.uint32)
+        c[(c - _DIGIT_ONE) < _NINE] = 48  # 1-9 (anything below 49 wraps around to a huge value)
+        terms = c[1:, None] * _Q
+        terms += _SALTS
+        isword = np.zeros(n + 2, dtype=np.int8)
+        isword[1:-1] = (c[1:] >= 128) | _WORD_TABLE[np.minimum(c[1:], 127).astype(np.intp)]
+    edges = isword[1:] - isword[:-1]
+    starts = (edges == 1).nonzero()[0]
+    ends = (edges == -1).nonzero()[0]
+    nw = len(starts)
+    if nw == 0:
+        return None
+    # uint64 arithmetic wraps modulo 2**64 (numpy warns about overflow only for scalars).
+    sizes = [n + 1 - k for k in CHAR_NS]
+    nc = sum(sizes)
+    h = np.empty(nc + 2 * nw - 1, dtype=np.uint64)
+    pos = np.empty(len(h), dtype=np.int64)
+    # Character n-grams, all of one size and then the next: each size adds a column to the one before.
+    k0, size = CHAR_NS[0], sizes[0]
+    prev = h[:size]
+    np.add(terms[:size, 0], terms[1:size + 1, 1], out=prev)
+    for t in range(2, k0):
+        prev += terms[t:t + size, t]
+    pos[:size] = _arange(size)
+    off = size
+    for k, size in zip(CHAR_NS[1:], sizes[1:]):
+        part = h[off:off + size]
+        np.add(prev[:size], terms[k - 1:, k - 1], out=part)
+        pos[off:off + size] = _arange(size)
+        prev, off = part, off + size
+    # Words (maximal runs of word characters) from prefix sums, as ``grams`` does.
+    _POWERS.ensure(n + 1)
+    c[1:] *= _POWERS.inv[:n]
+    g = np.add.accumulate(c)  # g[j] = sum of c_t * P^-t for t < j
+    words = h[nc:nc + nw]
+    np.subtract(g[ends], g[starts], out=words)
+    words *= _POWERS.pow[starts]
+    if nw > 1:
+        bigrams = h[nc + nw:]
+        np.multiply(words[:-1], _BIGRAM_MUL, out=bigrams)
+        bigrams += words[1:]
+        bigrams += _WORD_SALT_2
+    words += _WORD_SALT
+    pos[nc:nc + nw] = _arange(nw)  # word order stands in for the start position: same ties
+    pos[nc + nw:] = _arange(nw - 1)
+    h *= _MIX
+    h ^= h >> _SH29
+    h *= _MIX
+    h >>= _shift(bits)
+    idx = h.view(np.int64)
+    idx[nc:] += 1 << bits  # word n-grams get keys of their own, above the character n-grams'
+    # Keep each key at its first occurrence, as ``_first`` does for each kind.
+    table = getattr(_SCRATCH, "table2", None)
+    if table is None or len(table) != 2 << bits:
+        table = _SCRATCH.table2 = np.empty(2 << bits, dtype=np.int64)
+    table[idx[::-1]] = pos[::-1]
+    keep = table[idx] == pos
+    nchar = int(np.count_nonzero(keep[:nc]))
+    kept = idx[keep]
+    kept &= (1 << bits) - 1
+    return kept, nchar
+
+
+_SHIFTS: dict[int, np.uint64] = {}
+
+
+def _shift(bits: int) -> np.uint64:
+    shift = _SHIFTS.get(bits)
+    if shift is None:
+        shift = _SHIFTS[bits] = np.uint64(64 - bits)
+    return shift
+
+
+_ARANGE = np.arange(4096, dtype=np.int64)
+
+
+def _arange(n: int) -> np.ndarray:
+    return _ARANGE[:n] if n <= len(_ARANGE) else np.arange(n, dtype=np.int64)
 
 
 def windows(length: int, sizes: tuple[tuple[int, int], ...]) -> np.ndarray:

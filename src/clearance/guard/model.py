@@ -11,7 +11,9 @@ innocent-looking request, is not diluted away.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -64,10 +66,14 @@ class LinearModel:
         k = len(self.categories)
         if not norm:
             return self.b.copy()
-        g = features.grams(norm, self.bits)
-        n = g.length
-        parts = ((g.char_idx, g.char_pos), (g.word_idx, g.word_pos))
+        n = len(norm)
         segs = features.paragraphs(text, n)
+        if n <= WINDOWS[-1][0] and not segs:
+            one = self._one_window(norm)
+            if one is not None:
+                return one
+        g = features.grams(norm, self.bits)
+        parts = ((g.char_idx, g.char_pos), (g.word_idx, g.word_pos))
         if n <= WINDOWS[-1][0] and not segs:
             # One window (the whole text): plain sums, no per-position bookkeeping.
             total = self.b.copy()
@@ -92,8 +98,27 @@ class LinearModel:
             total += (csum[:, e] - csum[:, s]) / np.sqrt(np.maximum(ccnt[e] - ccnt[s], 1.0))
         return np.max(total, axis=1) + self.b
 
+    def _one_window(self, norm: str) -> np.ndarray | None:
+        """The logits of a text scored as one window, from ``features.first_buckets``
+        (the same sums as the general path, in a handful of numpy calls); ``None`` when
+        that does not apply."""
+        got = features.first_buckets(norm, self.bits)
+        if got is None:
+            return None
+        idx, nchar = got
+        # Each bucket's weights for all categories, gathered at once: (n-grams, categories) float32.
+        rows = self._bucket_rows[idx].view(self.w.dtype).reshape(len(idx), len(self.categories))
+        sums = np.add.reduceat(rows, [0, nchar], axis=0, dtype=np.float64)
+        return self.b + sums[0] / math.sqrt(nchar) + sums[1] / math.sqrt(len(idx) - nchar)
+
+    @cached_property
+    def _bucket_rows(self) -> np.ndarray:
+        """The weights transposed, one opaque element per bucket holding all its categories' weights."""
+        wt = np.ascontiguousarray(self.w.T)
+        return wt.view(np.dtype((np.void, wt.itemsize * wt.shape[1]))).reshape(-1)
+
     def scores(self, text: str) -> dict[str, float]:
         """Probability-like score in 0..1 per category."""
-        z = np.clip(self.logits(text), -40.0, 40.0)
-        p = 1.0 / (1.0 + np.exp(-z))
-        return {c: float(v) for c, v in zip(self.categories, p)}
+        exp = math.exp
+        return {c: 1.0 / (1.0 + exp(-min(max(z, -40.0), 40.0)))
+                for c, z in zip(self.categories, self.logits(text).tolist())}
