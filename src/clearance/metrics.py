@@ -12,6 +12,32 @@ import os
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
+class _Children:
+    """A labelled metric whose children are looked up once per label values and then kept.
+
+    ``prometheus_client``'s ``labels()`` validates and converts the values and
+    takes a lock on every call; the request path calls it several times per
+    request with the same few values, so the children are kept in a plain
+    dictionary (they live as long as the metric anyway).  Everything else is
+    the metric's own.
+    """
+
+    __slots__ = ("metric", "_children")
+
+    def __init__(self, metric) -> None:
+        self.metric = metric
+        self._children: dict[tuple[str, ...], object] = {}
+
+    def labels(self, *values: str):
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = self.metric.labels(*values)
+        return child
+
+    def __getattr__(self, name: str):
+        return getattr(self.metric, name)
+
+
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
@@ -19,12 +45,14 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.requests = Counter("clearance_requests", "HTTP requests answered", ["endpoint", "status"], registry=r)
-        self.decisions = Counter("clearance_decisions", "Policy decisions", ["model", "decision"], registry=r)
-        self.upstream_latency = Histogram("clearance_upstream_latency_seconds", "Upstream call latency",
-                                          ["backend", "outcome"], buckets=_LATENCY_BUCKETS, registry=r)
-        self.fallbacks = Counter("clearance_fallbacks", "Backends skipped or failed before one served",
-                                 ["model", "backend"], registry=r)
+        self.requests = _Children(Counter("clearance_requests", "HTTP requests answered", ["endpoint", "status"],
+                                          registry=r))
+        self.decisions = _Children(Counter("clearance_decisions", "Policy decisions", ["model", "decision"],
+                                           registry=r))
+        self.upstream_latency = _Children(Histogram("clearance_upstream_latency_seconds", "Upstream call latency",
+                                                    ["backend", "outcome"], buckets=_LATENCY_BUCKETS, registry=r))
+        self.fallbacks = _Children(Counter("clearance_fallbacks", "Backends skipped or failed before one served",
+                                           ["model", "backend"], registry=r))
         self.guard_latency = Histogram("clearance_guard_latency_seconds", "Guard scoring latency",
                                        buckets=_LATENCY_BUCKETS, registry=r)
         self.snapshot_swaps = Counter("clearance_snapshot_swaps", "Snapshots swapped in", registry=r)

@@ -103,7 +103,8 @@ def endpoint(gw: Gateway, name: str, wire: str, handler: Handler):
             err = ApiError(502, "the gateway could not serve this request", type="gateway_error", code="gateway_error")
             body = err.anthropic_body(rid) if wire == "anthropic" else err.openai_body(rid)
             response = json_response(body, 502)
-        response.headers["x-request-id"] = rid
+        # Straight onto the raw header list (no endpoint sets this header itself); the id is ASCII.
+        response.raw_headers.append((b"x-request-id", rid.encode("latin-1")))
         gw.metrics.requests.labels(name, str(response.status_code)).inc()
         if log.isEnabledFor(logging.DEBUG):
             log.debug("request", extra={"request_id": rid, "endpoint": name, "status": response.status_code,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from functools import cached_property
 
 import aiohttp
 
@@ -32,9 +33,18 @@ class Timeouts:
     connect: float = 5.0
 
     def for_call(self) -> aiohttp.ClientTimeout:
-        return aiohttp.ClientTimeout(total=self.total, sock_connect=self.connect)
+        return self._call
 
     def for_stream(self) -> aiohttp.ClientTimeout:
+        return self._stream
+
+    # Built once: ``ClientTimeout`` is immutable, and these are asked for on every upstream call.
+    @cached_property
+    def _call(self) -> aiohttp.ClientTimeout:
+        return aiohttp.ClientTimeout(total=self.total, sock_connect=self.connect)
+
+    @cached_property
+    def _stream(self) -> aiohttp.ClientTimeout:
         return aiohttp.ClientTimeout(total=None, sock_connect=self.connect, sock_read=self.total)
 
 
