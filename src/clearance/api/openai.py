@@ -66,7 +66,7 @@ def parse_request(body: Any, request_id: str) -> ChatRequest:
         if not isinstance(m, dict):
             raise bad_request(f"messages[{i}] must be an object", "messages")
         role = m.get("role")
-        if role not in _ROLES:
+        if not isinstance(role, str) or role not in _ROLES:
             raise bad_request(f"messages[{i}].role must be one of {sorted(_ROLES)}", "messages")
         content = _text(m.get("content"), f"messages[{i}].content")
         extra = {k: v for k, v in m.items() if k in ("name", "tool_calls", "tool_call_id")}

@@ -29,6 +29,8 @@ def test_parses_multipart_content_tools_and_developer_role():
     ({"messages": [{"role": "user", "content": "x"}]}, "model"),
     ({"model": "m", "messages": []}, "messages"),
     ({"model": "m", "messages": [{"role": "wizard", "content": "x"}]}, "messages"),
+    ({"model": "m", "messages": [{"role": ["user"], "content": "x"}]}, "messages"),
+    ({"model": "m", "messages": [{"role": {"a": 1}, "content": "x"}]}, "messages"),
     ({"model": "m", "messages": [{"role": "user", "content": 5}]}, "messages[0].content"),
     ({"model": "m", "messages": [{"role": "user", "content": "x"}], "stream": "yes"}, "stream"),
     ({"model": "m", "messages": [{"role": "user", "content": "x"}], "max_tokens": 0}, "max_tokens"),
