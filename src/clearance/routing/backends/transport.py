@@ -1,6 +1,7 @@
 """The upstream HTTP transport shared by every backend: aiohttp, pooled and kept alive.
 
-One ``aiohttp.ClientSession`` per worker process serves all backends.  This
+One ``aiohttp.ClientSession`` per worker process serves all backends (and
+keeps no cookies, since it serves every caller).  This
 module owns what the backends have in common: the session's limits, how
 timeouts are expressed, how transport failures become ``UpstreamError``, and
 reading server-sent events from a response.
@@ -21,8 +22,10 @@ from clearance.routing.backends.base import UpstreamError
 def make_session(limit: int = 1000) -> aiohttp.ClientSession:
     """A keep-alive session; create it inside the running event loop."""
     connector = aiohttp.TCPConnector(limit=limit, limit_per_host=0, keepalive_timeout=30, ttl_dns_cache=300)
+    # No cookie jar: the session is shared by every caller, so a cookie one
+    # upstream answer sets must not ride along on another caller's request.
     return aiohttp.ClientSession(connector=connector, auto_decompress=True, trust_env=False,
-                                 skip_auto_headers=("User-Agent",))
+                                 skip_auto_headers=("User-Agent",), cookie_jar=aiohttp.DummyCookieJar())
 
 
 @dataclass(frozen=True)
