@@ -141,6 +141,22 @@ def _recover(run: Running) -> None:
     systems.wait_ready(run, timeout=30)
 
 
+def _sustains(run: Running, rate: int, duration: float, warmup: float, cpus: set[int] | None, log,
+              tried: int = 0) -> bool:
+    """Whether ``run`` sustains ``rate`` in one of two tries (``tried`` of them already failed)."""
+    for attempt in range(tried, 2):
+        if attempt:
+            _recover(run)
+        res = load(run, rate, duration, warmup, False, cpus)
+        good = sustained(res)
+        log(f"  search {run.name} {rate} rps{' (second try)' if attempt else ''}: p99 {res['p99_ms']} ms, "
+            f"errors {res['errors']} -> {'ok' if good else 'fail'}")
+        if good:
+            return True
+    _recover(run)
+    return False
+
+
 def find_max(run: Running, tested: dict[int, bool], steps: int, cap: int, duration: float, warmup: float,
              cpus: set[int] | None, log) -> int:
     """The highest rate sustained: start from the fixed rates, step up x1.5 until failure, then bisect.
@@ -152,14 +168,9 @@ def find_max(run: Running, tested: dict[int, bool], steps: int, cap: int, durati
     bad = [r for r, good in tested.items() if not good]
     lo = max(ok, default=0)
     hi = min([r for r in bad if r > lo], default=None)
-    while hi is not None and steps > 0:  # confirm the lowest failed fixed rate
+    while hi is not None and steps > 0:  # the fixed runs had one try: give the lowest failed rate its second
         steps -= 1
-        _recover(run)
-        res = load(run, hi, duration, warmup, False, cpus)
-        good = sustained(res)
-        log(f"  search {run.name} {hi} rps (second try): p99 {res['p99_ms']} ms, errors {res['errors']} -> "
-            f"{'ok' if good else 'fail'}")
-        if not good:
+        if not _sustains(run, hi, duration, warmup, cpus, log, tried=1):
             break
         lo = hi
         hi = min([r for r in bad if r > lo], default=None)
@@ -172,21 +183,10 @@ def find_max(run: Running, tested: dict[int, bool], steps: int, cap: int, durati
             if hi - lo <= max(25, lo // 20):
                 break
             rate = (lo + hi) // 2
-        res = load(run, rate, duration, warmup, False, cpus)
-        good = sustained(res)
-        log(f"  search {run.name} {rate} rps: p99 {res['p99_ms']} ms, errors {res['errors']} -> "
-            f"{'ok' if good else 'fail'}")
-        if not good:
-            _recover(run)
-            res = load(run, rate, duration, warmup, False, cpus)
-            good = sustained(res)
-            log(f"  search {run.name} {rate} rps (second try): p99 {res['p99_ms']} ms, errors {res['errors']} -> "
-                f"{'ok' if good else 'fail'}")
-        if good:
+        if _sustains(run, rate, duration, warmup, cpus, log):
             lo = rate
         else:
             hi = rate
-            _recover(run)
     return lo
 
 
