@@ -68,14 +68,15 @@ class LinearModel:
             return self.b.copy()
         n = len(norm)
         segs = features.paragraphs(text, n)
-        if n <= WINDOWS[-1][0] and not segs:
+        single = n <= WINDOWS[-1][0] and not segs  # the whole text is the only window
+        if single:
             one = self._one_window(norm)
             if one is not None:
                 return one
         g = features.grams(norm, self.bits)
         parts = ((g.char_idx, g.char_pos), (g.word_idx, g.word_pos))
-        if n <= WINDOWS[-1][0] and not segs:
-            # One window (the whole text): plain sums, no per-position bookkeeping.
+        if single:
+            # Plain sums, no per-position bookkeeping.
             total = self.b.copy()
             for idx, _ in parts:
                 if len(idx):
