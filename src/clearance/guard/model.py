@@ -90,7 +90,7 @@ class LinearModel:
         for idx, pos in parts:
             if not len(idx):
                 continue
-            wg = self.w[:, idx]
+            wg = self.w.take(idx, axis=1)  # several times faster than self.w[:, idx]
             csum = np.zeros((k, n + 1))
             for j in range(k):
                 csum[j, 1:] = np.cumsum(np.bincount(pos, weights=wg[j], minlength=n))
