@@ -3,8 +3,11 @@
 Each text is scored over windows at several scales (see ``model.py``); when a
 conversation has several texts, their concatenation is scored too, so an
 attack spread over turns (many-shot, split instructions) is seen whole.
-The score of a category is the maximum over all of these.  Scoring is pure
-numpy on read-only arrays, so one instance is safe to share between threads.
+The score of a category is the maximum over all of these.  Each text's scores
+are kept in a bounded cache (``cache.py``): a conversation resent with every
+turn, or a system prompt sent with every request, is scored once.  Scoring is
+pure numpy on read-only arrays, so one instance is safe to share between
+threads.
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ import asyncio
 from pathlib import Path
 
 from clearance.guard.base import error_scores, flag
+from clearance.guard.cache import ScoreCache
 from clearance.guard.model import MODEL_DIR, LinearModel
+from clearance.guard.settings import DEFAULT_SCORE_CACHE_ENTRIES
 from clearance.types import GuardScores
 
 
@@ -21,29 +26,34 @@ class LinearGuard:
     """``Guard`` backed by a ``LinearModel``."""
 
     def __init__(self, model: LinearModel, thresholds: dict[str, float], name: str = "builtin",
-                 max_chars: int = 2_000_000) -> None:
+                 max_chars: int = 2_000_000, cache_entries: int = DEFAULT_SCORE_CACHE_ENTRIES) -> None:
         self.model = model
         self.thresholds = dict(thresholds)
         self.name = name
         self.max_chars = max_chars
+        self.cache: ScoreCache[tuple[float, ...]] = ScoreCache(cache_entries)
 
     @classmethod
     def load(cls, thresholds: dict[str, float], model_dir: Path | None = None, name: str = "builtin",
-             max_chars: int = 2_000_000) -> "LinearGuard":
-        return cls(LinearModel.load(model_dir or MODEL_DIR), thresholds, name, max_chars)
+             max_chars: int = 2_000_000, cache_entries: int = DEFAULT_SCORE_CACHE_ENTRIES) -> "LinearGuard":
+        return cls(LinearModel.load(model_dir or MODEL_DIR), thresholds, name, max_chars, cache_entries)
+
+    def _text_scores(self, text: str) -> tuple[float, ...]:
+        """One text's score per category (in ``model.categories`` order), from the cache when it has it."""
+        return self.cache.get_or_compute(text, lambda t: tuple(self.model.scores(t).values()))
 
     def raw_scores(self, texts: list[str]) -> dict[str, float]:
         parts = [t for t in texts if t and t.strip()]
         if len(parts) > 1:
             parts.append("\n\n".join(parts))
-        best = {c: 0.0 for c in self.model.categories}
-        for t in parts:
-            for c, s in self.model.scores(t).items():
-                if s > best[c]:
-                    best[c] = s
         if not parts:
-            best = self.model.scores("")
-        return best
+            return self.model.scores("")
+        best = [0.0] * len(self.model.categories)
+        for t in parts:
+            for i, s in enumerate(self._text_scores(t)):
+                if s > best[i]:
+                    best[i] = s
+        return dict(zip(self.model.categories, best))
 
     def score(self, texts: list[str]) -> GuardScores:
         try:

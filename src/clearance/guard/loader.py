@@ -33,7 +33,8 @@ def _builtin(name: str, spec: BuiltinGuardSettings | None, settings: GuardSettin
             from clearance.guard.model import MODEL_DIR, LinearModel
             model = LinearModel.load(model_dir or MODEL_DIR)
             _BUILTIN_CACHE[model_dir] = model
-    return LinearGuard(model, settings.thresholds, name, settings.max_chars)  # type: ignore[arg-type]
+    return LinearGuard(model, settings.thresholds, name, settings.max_chars,  # type: ignore[arg-type]
+                       settings.score_cache_entries)
 
 
 def build_guard(name: str, settings: GuardSettings, config_dir: Path | None = None) -> Guard:

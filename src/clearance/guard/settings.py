@@ -26,6 +26,8 @@ BUILTIN = "builtin"
 # Recommended thresholds: the shipped model's 0.5 point is calibrated to about
 # 1% false positives on held-in benign text (see DATA_CARD.md).
 DEFAULT_THRESHOLDS = {"jailbreak": 0.5, "cyber_offense": 0.5}
+# Texts whose scores the built-in guard keeps: about 14 MB of digests and scores when full.
+DEFAULT_SCORE_CACHE_ENTRIES = 65_536
 
 
 class _Strict(BaseModel):
@@ -66,6 +68,9 @@ class GuardSettings(_Strict):
     models: dict[str, ModelGuardSettings] = Field(default_factory=dict)
     # Long texts are screened in full; this caps the characters per request (beyond it: error).
     max_chars: int = Field(default=2_000_000, gt=0)
+    # The built-in guard keeps the scores of this many recent texts (by digest, never the text),
+    # so a resent conversation or a shared system prompt is scored once; 0 turns the cache off.
+    score_cache_entries: int = Field(default=DEFAULT_SCORE_CACHE_ENTRIES, ge=0)
     # Also screen what models answer: the scores of the answer so far go through the
     # same policy; a non-streamed answer that fails is withheld (403), a stream that
     # fails is stopped with an error event.  Streams are re-screened every
