@@ -87,13 +87,17 @@ def machine_info(pinning: dict[str, object], args: argparse.Namespace) -> dict[s
         "python": platform.python_version(),
         "node": _version(["node", "--version"]),
         "pinning": pinning,
-        "load_generator": "bench/loadgen.py: open loop, uniform arrivals, latency from scheduled send time",
+        "load_generator": "bench/loadgen.py: open loop, uniform arrivals, latency from scheduled send time, "
+                          + ("the same prompt every request" if SAME_PROMPT else "a distinct prompt every request"),
         "duration_s": args.duration,
         "warmup_s": args.warmup,
         "clearance_workers": args.workers,
         "versions": {"litellm": systems.LITELLM_VERSION, "portkey": systems.PORTKEY_VERSION,
                      "clearance": (_version([sys.executable, "-m", "clearance", "--version"]).split() or [""])[-1]},
     }
+
+
+SAME_PROMPT = False  # --same-prompt: every request sends the same text (caches then answer every time)
 
 
 def load(run: Running, rate: float, duration: float, warmup: float, stream: bool,
@@ -104,6 +108,8 @@ def load(run: Running, rate: float, duration: float, warmup: float, stream: bool
            "--api-key", run.api_key, "--model", systems.MODEL]
     if stream:
         cmd.append("--stream")
+    if SAME_PROMPT:
+        cmd.append("--same-prompt")
     for k, v in run.headers:
         cmd += ["--header", f"{k}: {v}"]
     if cpus:
@@ -218,12 +224,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--search-steps", type=int, default=None, help="extra runs to find the max sustained rate")
     ap.add_argument("--max-rate", type=int, default=6000, help="highest rate the search tries")
     ap.add_argument("--workers", type=int, default=1, help="Clearance worker processes")
+    ap.add_argument("--same-prompt", action="store_true",
+                    help="send one prompt again and again (by default every request's prompt is distinct)")
     ap.add_argument("--gateway-cores", type=int, default=1)
     ap.add_argument("--profile", type=Path, default=None,
                     help="also profile --profile-system with py-spy at --profile-rate; write collapsed stacks here")
     ap.add_argument("--profile-rate", type=int, default=500)
     ap.add_argument("--profile-system", default="clearance", help="which system --profile samples")
     args = ap.parse_args(argv)
+    global SAME_PROMPT
+    SAME_PROMPT = args.same_prompt
     preset = (("smoke", (20,), 1.0, 0.3, 0) if args.smoke else
               ("quick", QUICK_RATES, 2.0, 0.5, 0) if args.quick else ("full", FULL_RATES, 10.0, 2.0, 3))
     args.preset = preset[0]

@@ -11,6 +11,13 @@ The client is a raw asyncio protocol on uvloop with the httptools parser, so
 one core drives several thousand requests per second.  The first ``warmup``
 seconds are sent at the same rate but not counted.
 
+Every request's prompt ends in its own number (``vary``, on by default), as
+distinct users' prompts differ: a gateway that caches what it computed for a
+text (Clearance's guard keeps each text's scores) does the full work for every
+request, as it would for real traffic, instead of answering from its cache.
+The number is a fixed-width slot in the request's bytes, so every request has
+the same length.
+
 Run: ``python bench/loadgen.py --url http://127.0.0.1:9100/v1/chat/completions --rate 500 --duration 5 [--stream]``
 prints one JSON object (see :class:`LoadResult`).
 """
@@ -34,6 +41,7 @@ import httptools
 import uvloop
 
 DEFAULT_PROMPT = "Summarise the main points of our quarterly planning meeting in three short bullet points."
+_SLOT = b"#" + b"0" * 12  # where a varied request's number is written
 
 
 @dataclass(frozen=True)
@@ -49,6 +57,7 @@ class LoadSpec:
     api_key: str = "sk-bench"
     headers: tuple[tuple[str, str], ...] = ()
     prompt: str = DEFAULT_PROMPT
+    vary: bool = True  # a different prompt for every request (see the module's docstring)
     max_conns: int = 512
     timeout: float = 5.0
 
@@ -78,11 +87,12 @@ class LoadResult:
 
 
 def build_request(spec: LoadSpec) -> bytes:
-    """The exact bytes of the request sent again and again."""
+    """The exact bytes of the request (with ``vary``, with a zero number in its slot)."""
     parts = urlsplit(spec.url)
+    prompt = f"{spec.prompt} {_SLOT.decode()}" if spec.vary else spec.prompt
     body: dict[str, object] = {
         "model": spec.model,
-        "messages": [{"role": "user", "content": spec.prompt}],
+        "messages": [{"role": "user", "content": prompt}],
         "max_tokens": 16,
     }
     if spec.stream:
@@ -185,7 +195,7 @@ class _Conn(asyncio.Protocol):
         self.req = req
         req.sent_ns = time.perf_counter_ns()
         assert self.transport is not None
-        self.transport.write(self.gen.payload)
+        self.transport.write(self.gen.next_payload())
 
     def _fail(self, kind: str) -> None:
         req = self.req
@@ -204,6 +214,9 @@ class _Generator:
         self.port = parts.port or 80
         self.stream = spec.stream
         self.payload = build_request(spec)
+        # Numbers start at random so that runs against the same gateway process do not repeat prompts.
+        self.slot = self.payload.rfind(_SLOT) + 1 if spec.vary else 0
+        self.counter = int.from_bytes(os.urandom(5), "big")
         self.max_conns = spec.max_conns
         self.idle: list[_Conn] = []
         self.pending: deque[_Req] = deque()
@@ -214,6 +227,13 @@ class _Generator:
         self.outstanding = 0
         self.all_done = asyncio.Event()
         self.closing = False
+
+    def next_payload(self) -> bytes:
+        if not self.slot:
+            return self.payload
+        self.counter += 1
+        n = self.slot
+        return b"%b%012d%b" % (self.payload[:n], self.counter % 10**12, self.payload[n + 12:])
 
     def submit(self, req: _Req) -> None:
         self.outstanding += 1
@@ -374,6 +394,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default="bench-model")
     ap.add_argument("--api-key", default="sk-bench")
     ap.add_argument("--header", action="append", type=_parse_header, default=[])
+    ap.add_argument("--same-prompt", action="store_true", help="send the same prompt every time (no request number)")
     ap.add_argument("--max-conns", type=int, default=512)
     ap.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for stragglers")
     ap.add_argument("--cpu", default="", help="comma-separated CPU cores to pin to")
@@ -385,7 +406,7 @@ def main(argv: list[str] | None = None) -> int:
     spec = LoadSpec(
         url=args.url, rate=args.rate, duration=args.duration, warmup=args.warmup, stream=args.stream,
         model=args.model, api_key=args.api_key, headers=tuple(args.header), max_conns=args.max_conns,
-        timeout=args.timeout,
+        timeout=args.timeout, vary=not args.same_prompt,
     )
     json.dump(asdict(run_load(spec)), sys.stdout)
     sys.stdout.write("\n")
