@@ -1,8 +1,11 @@
 """Benchmark the built-in guard: per-prompt latency on one core, and `guard score` throughput.
 
 Prints one JSON object: p50/p99 milliseconds per prompt at several lengths
-(up to 4,000 characters, plus one long input screened in full), and lines per
-second through ``clearance guard score``.  Not a test; run by hand:
+(up to 4,000 characters, plus one long input screened in full; each prompt
+new to the guard, the score cache off), milliseconds per request of a chat
+resent turn after turn (the whole conversation each time, as chat clients
+send it) with the score cache on and off, and lines per second through
+``clearance guard score``.  Not a test; run by hand:
 
     .venv/bin/python bench/guard_latency.py
 """
@@ -25,6 +28,7 @@ from clearance.guard.dataset import load_rows  # noqa: E402
 from clearance.guard.settings import GuardSettings  # noqa: E402
 
 LENGTHS = (100, 500, 1000, 2000, 4000, 20000)
+TURNS = (1, 2, 5, 10, 20)
 
 
 def _corpus() -> str:
@@ -40,7 +44,7 @@ def _prompts(corpus: str, length: int, n: int) -> list[str]:
 
 
 def latency(n: int = 400) -> dict:
-    guard = load_guard(GuardSettings())
+    guard = load_guard(GuardSettings(score_cache_entries=0))  # what a prompt new to the guard costs
     corpus = _corpus()
     out = {}
     for length in LENGTHS:
@@ -55,6 +59,35 @@ def latency(n: int = 400) -> dict:
         times.sort()
         out[str(length)] = {"n": len(times), "p50_ms": round(times[len(times) // 2], 3),
                             "p99_ms": round(times[min(len(times) - 1, int(len(times) * 0.99))], 3)}
+    return out
+
+
+def conversation(conversations: int = 20, turns: int = max(TURNS)) -> dict:
+    """Per request of a growing chat: one system prompt shared by every conversation (an
+    application's), then a user turn (~150 chars) and an answer (~400 chars) per turn; each
+    request carries the whole conversation so far and is scored once, as the gateway would."""
+    corpus = _corpus()
+    rng = random.Random(2)
+    piece = lambda n: corpus[(s := rng.randrange(0, len(corpus) - n)):s + n]  # noqa: E731
+    system = piece(600) + "\n\n" + piece(600)
+    out: dict[str, dict] = {}
+    for label, entries in (("cache_off", 0), ("cache_on", None)):
+        settings = GuardSettings() if entries is None else GuardSettings(score_cache_entries=entries)
+        guard = load_guard(settings)
+        times: dict[int, list[float]] = {t: [] for t in TURNS}
+        chars: dict[int, int] = {}
+        for _ in range(conversations):
+            msgs = [system]
+            for turn in range(1, turns + 1):
+                msgs.append(piece(150))
+                t0 = time.perf_counter()
+                guard.score(list(msgs))
+                if turn in times:
+                    times[turn].append((time.perf_counter() - t0) * 1000)
+                    chars[turn] = sum(map(len, msgs))
+                msgs.append(piece(400))
+        out[label] = {str(t): {"chars": chars[t], "p50_ms": round(sorted(v)[len(v) // 2], 3)}
+                      for t, v in times.items()}
     return out
 
 
@@ -82,7 +115,8 @@ def _has_taskset() -> bool:
 def main() -> None:
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
-    print(json.dumps({"per_prompt_ms": latency(), "guard_score_cli": throughput(),
+    print(json.dumps({"per_prompt_ms": latency(), "conversation_per_request_ms": conversation(),
+                      "guard_score_cli": throughput(),
                       "one_core": hasattr(os, "sched_setaffinity")}, indent=2))
 
 

@@ -2,15 +2,42 @@
 
 Only argument parsing and printing live here; each command calls into the
 package that does the work.  Command groups of other areas (``audit``,
-``guard``, ``directive``, ``assess``) are defined next to their code and added
-to the top-level group at the bottom of this file.
+``guard``, ``directive``, ``approval``, ``grant``, ``assess``) are defined next
+to their code and named in ``LAZY_COMMANDS``: a group's module is imported only
+when that group is run (or ``--help`` lists them all), so a command starts
+without loading every area's dependencies.
 """
 
 from __future__ import annotations
 
+import importlib
+
 import click
 
 from clearance.config import Config, ConfigError, load_config
+
+# Command groups defined next to their code: name -> "module:attribute".
+LAZY_COMMANDS = {
+    "approval": "clearance.policy.cli:approval",
+    "assess": "clearance.assess.cli:assess",
+    "audit": "clearance.audit.cli:audit",
+    "directive": "clearance.policy.cli:directive",
+    "grant": "clearance.policy.cli:grant",
+    "guard": "clearance.guard.cli:guard",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group that imports the command groups of ``LAZY_COMMANDS`` when they are asked for."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(LAZY_COMMANDS))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in LAZY_COMMANDS and name not in self.commands:
+            module, _, attr = LAZY_COMMANDS[name].partition(":")
+            self.add_command(getattr(importlib.import_module(module), attr), name)
+        return super().get_command(ctx, name)
 
 config_option = click.option(
     "--config", "config_path", required=True, type=click.Path(dir_okay=False),
@@ -26,7 +53,7 @@ def open_config(path: str) -> Config:
         raise click.ClickException(str(e)) from None
 
 
-@click.group()
+@click.group(cls=LazyGroup)
 @click.version_option(package_name="clearance")
 def main() -> None:
     """Clearance: decide who may use which AI model, screen prompts, fall back, and prove it."""
@@ -249,22 +276,3 @@ def demo(port: int, state_dir: str) -> None:
     from clearance.demo.run import run_demo
 
     run_demo(port, Path(state_dir))
-
-
-from clearance.audit.cli import audit  # noqa: E402
-
-main.add_command(audit)
-
-from clearance.assess.cli import assess  # noqa: E402
-
-main.add_command(assess)
-
-from clearance.guard.cli import guard  # noqa: E402
-
-main.add_command(guard)
-
-from clearance.policy.cli import approval, directive, grant  # noqa: E402
-
-main.add_command(directive)
-main.add_command(approval)
-main.add_command(grant)

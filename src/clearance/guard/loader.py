@@ -12,7 +12,6 @@ from pathlib import Path
 
 from clearance.guard.base import Guard, error_scores
 from clearance.guard.linear import LinearGuard
-from clearance.guard.remote import RemoteGuard
 from clearance.guard.settings import BUILTIN, BuiltinGuardSettings, GuardSettings, RemoteGuardSettings
 from clearance.types import GuardScores
 
@@ -45,6 +44,8 @@ def build_guard(name: str, settings: GuardSettings, config_dir: Path | None = No
     if isinstance(spec, BuiltinGuardSettings):
         return _builtin(name, spec, settings, config_dir)
     if isinstance(spec, RemoteGuardSettings):
+        from clearance.guard.remote import RemoteGuard  # the HTTP client loads only when a remote guard is used
+
         return RemoteGuard(name, spec, settings.thresholds)
     raise KeyError(f"unknown guard {name!r}")
 
