@@ -39,13 +39,18 @@ class ScoreCache(Generic[V]):
         self.hits = 0
         self.misses = 0
 
-    def digest(self, text: str) -> bytes:
-        return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16, key=self._key).digest()
+    def digest(self, text: str, kind: bytes = b"") -> bytes:
+        h = hashlib.blake2b(kind, digest_size=16, key=self._key, person=b"clearance-guard")
+        h.update(b"\x00")
+        h.update(text.encode("utf-8", "surrogatepass"))
+        return h.digest()
 
-    def get_or_compute(self, text: str, compute: Callable[[str], V]) -> V:
+    def get_or_compute(self, text: str, compute: Callable[[str], V], kind: bytes = b"") -> V:
+        """``kind`` separates values computed differently from the same text (say, a text
+        scored as one message and the same text as a joined conversation)."""
         if not self.max_entries:
             return compute(text)
-        key = self.digest(text)
+        key = self.digest(text, kind)
         with self._lock:
             value = self._entries.get(key)
             if value is not None:

@@ -106,6 +106,7 @@ def train_cmd(out_dir: str | None, seed: int) -> None:
 def eval_cmd(config_path: str | None, model_dir: str | None, seed: int, as_json: bool) -> None:
     """Quality on the family-held-out test split and the benign contrast set."""
     from clearance.guard.evaluate import evaluate
+    from clearance.guard.linear import LinearGuard
     from clearance.guard.model import MODEL_DIR, LinearModel
 
     settings, _ = _settings(config_path)
@@ -113,18 +114,15 @@ def eval_cmd(config_path: str | None, model_dir: str | None, seed: int, as_json:
         model = LinearModel.load(Path(model_dir) if model_dir else MODEL_DIR)
     except (OSError, ValueError, KeyError) as e:
         raise click.ClickException(f"cannot load model: {e}") from None
-    report = evaluate(model.scores, settings.thresholds, seed=seed)
+    conversation = LinearGuard(model, settings.thresholds, cache_entries=0).raw_scores  # as the gateway combines texts
+    report = evaluate(model.scores, settings.thresholds, seed=seed, score_conversation=conversation)
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
     click.echo(f"family-held-out test set: {report['test_examples']} examples")
-    click.echo(f"{'category':<15}{'pos':>6}{'neg':>6}{'AUROC':>8}{'TPR@1%FPR':>11}{'thr':>6}{'TPR':>7}{'FPR':>7}")
+    click.echo(_HEADER)
     for cat, r in report["categories"].items():
-        def num(v: float | None, width: int) -> str:
-            return f"{'-':>{width}}" if v is None else f"{v:>{width}.3f}"
-        click.echo(f"{cat:<15}{r['positives']:>6}{r['negatives']:>6}{num(r['auroc'], 8)}"
-                   f"{num(r['tpr_at_1pct_fpr'], 11)}{r['threshold']:>6.2f}{num(r['tpr_at_threshold'], 7)}"
-                   f"{num(r['fpr_at_threshold'], 7)}")
+        click.echo(_quality_row(cat, r))
     for cat, r in report["categories"].items():
         missed = [f"{fam} {v['detected']}/{v['positives']}" for fam, v in r["by_family"].items()
                   if v["positives"] and v["detected"] < v["positives"]]
@@ -134,3 +132,20 @@ def eval_cmd(config_path: str | None, model_dir: str | None, seed: int, as_json:
     click.echo(f"benign contrast set: {bc['examples']} prompts, false-positive rate {bc['false_positive_rate']:.3f}")
     for t in bc["flagged"]:
         click.echo(f"  flagged: {t[:100]}")
+    conv = report["conversations"]
+    click.echo(f"held-out conversations (messages screened together): {conv['conversations']}")
+    click.echo(_HEADER)
+    for cat, r in conv["categories"].items():
+        click.echo(_quality_row(cat, r))
+    click.echo("  flagged by kind: " + ", ".join(f"{k} {v['flagged']}/{v['conversations']}"
+                                                for k, v in conv["flagged_by_kind"].items()))
+
+
+_HEADER = f"{'category':<15}{'pos':>6}{'neg':>6}{'AUROC':>8}{'TPR@1%FPR':>11}{'thr':>6}{'TPR':>7}{'FPR':>7}"
+
+
+def _quality_row(cat: str, r: dict) -> str:
+    def num(v: float | None, width: int) -> str:
+        return f"{'-':>{width}}" if v is None else f"{v:>{width}.3f}"
+    return (f"{cat:<15}{r['positives']:>6}{r['negatives']:>6}{num(r['auroc'], 8)}{num(r['tpr_at_1pct_fpr'], 11)}"
+            f"{r['threshold']:>6.2f}{num(r['tpr_at_threshold'], 7)}{num(r['fpr_at_threshold'], 7)}")

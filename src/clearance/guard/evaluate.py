@@ -3,7 +3,9 @@
 Per category: AUROC, the true-positive rate at 1% false-positive rate, the
 TPR/FPR at the configured threshold and, per test family, how many of its
 examples were flagged; plus the false-positive rate on the benign contrast
-set (prompts that sound alarming but are fine).
+set (prompts that sound alarming but are fine).  With a conversation scorer,
+the same for multi-message conversations built from the held-out families'
+rows (``conversations.py``), and how many of each kind were flagged.
 """
 
 from __future__ import annotations
@@ -12,7 +14,10 @@ from collections.abc import Callable
 
 import numpy as np
 
-from clearance.guard.dataset import CATEGORIES, CONTRAST_FAMILY, Example, family_split
+from clearance.guard.conversations import KINDS, Conversation, conversations
+from clearance.guard.dataset import CATEGORIES, CONTRAST_FAMILY, TEST_FAMILIES, Example, family_split, load_rows
+
+CONVERSATIONS = 1500  # held-out conversations scored by ``guard eval``
 
 
 def auroc(y: np.ndarray, s: np.ndarray) -> float:
@@ -65,9 +70,34 @@ def _by_family(test: list[Example], y: np.ndarray, flagged: np.ndarray) -> dict[
     return dict(sorted(out.items()))
 
 
+def _quality(y: np.ndarray, s: np.ndarray, thr: float) -> dict:
+    return {"positives": int(y.sum()), "negatives": int((y == 0).sum()),
+            "auroc": _num(auroc(y, s)), "tpr_at_1pct_fpr": _num(tpr_at_fpr(y, s, 0.01)),
+            "threshold": thr, "tpr_at_threshold": _rate(s[y == 1] >= thr), "fpr_at_threshold": _rate(s[y == 0] >= thr)}
+
+
+def evaluate_conversations(score: Callable[[list[str]], dict[str, float]], thresholds: dict[str, float],
+                           convs: list[Conversation]) -> dict:
+    """Score each conversation's texts together, as the gateway does, and summarise per category and kind."""
+    scored = [score(list(c.texts)) for c in convs]
+    flagged = np.zeros(len(convs), bool)
+    report: dict = {"conversations": len(convs), "categories": {}}
+    for cat in CATEGORIES:
+        y = np.array([c.label(cat) for c in convs])
+        s = np.array([d.get(cat, 0.0) for d in scored])
+        thr = thresholds.get(cat, 0.5)
+        flagged |= s >= thr
+        report["categories"][cat] = _quality(y, s, thr)
+    kinds = np.array([c.kind for c in convs])
+    report["flagged_by_kind"] = {k: {"conversations": int((kinds == k).sum()), "flagged": int(flagged[kinds == k].sum())}
+                                 for k in KINDS}
+    return report
+
+
 def evaluate(score: Callable[[str], dict[str, float]], thresholds: dict[str, float],
-             seed: int = 0, test: list[Example] | None = None) -> dict:
-    """Score every test example and summarise quality per category."""
+             seed: int = 0, test: list[Example] | None = None,
+             score_conversation: Callable[[list[str]], dict[str, float]] | None = None) -> dict:
+    """Score every test example and summarise quality per category (and conversations, given a scorer)."""
     test = test if test is not None else family_split(seed).test
     scored = [score(e.text) for e in test]
     report: dict = {"test_examples": len(test), "families": sorted({e.family for e in test}),
@@ -79,16 +109,14 @@ def evaluate(score: Callable[[str], dict[str, float]], thresholds: dict[str, flo
         s = np.array([d.get(cat, 0.0) for d in scored])
         thr = thresholds.get(cat, 0.5)
         flagged_any |= s >= thr
-        report["categories"][cat] = {
-            "positives": int(y.sum()), "negatives": int((y == 0).sum()),
-            "auroc": _num(auroc(y, s)), "tpr_at_1pct_fpr": _num(tpr_at_fpr(y, s, 0.01)),
-            "threshold": thr, "tpr_at_threshold": _rate(s[y == 1] >= thr),
-            "fpr_at_threshold": _rate(s[y == 0] >= thr),
-            "by_family": _by_family(test, y, s >= thr),
-        }
+        report["categories"][cat] = {**_quality(y, s, thr), "by_family": _by_family(test, y, s >= thr)}
     report["benign_contrast"] = {
         "examples": int(contrast.sum()),
         "false_positive_rate": round(float(flagged_any[contrast].mean()), 4) if contrast.any() else None,
         "flagged": [e.text for e, f, c in zip(test, flagged_any, contrast) if f and c],
     }
+    if score_conversation is not None:
+        held_out = [r for r in load_rows() if r.family in TEST_FAMILIES]
+        report["conversations"] = evaluate_conversations(
+            score_conversation, thresholds, conversations(held_out, seed + 1, CONVERSATIONS))
     return report

@@ -3,7 +3,12 @@
 Each text is scored over windows at several scales (see ``model.py``); when a
 conversation has several texts, their concatenation is scored too, so an
 attack spread over turns (many-shot, split instructions) is seen whole.
-The score of a category is the maximum over all of these.  Each text's scores
+The score of a category is the maximum over all of these.  The
+concatenation's logits are lowered by ``CONVERSATION_OFFSET`` first: joined
+texts score higher than the same texts alone (n-grams are counted once per
+text, so later messages keep only their rarer, more telling n-grams), and
+without the offset benign multi-message conversations were flagged about four
+times as often as their messages scored one by one (docs/guard.md).  Each text's scores
 are kept in a bounded cache (``cache.py``): a conversation resent with every
 turn, or a system prompt sent with every request, is scored once.  Scoring is
 pure numpy on read-only arrays, so one instance is safe to share between
@@ -17,9 +22,16 @@ from pathlib import Path
 
 from clearance.guard.base import error_scores, flag
 from clearance.guard.cache import ScoreCache
-from clearance.guard.model import MODEL_DIR, LinearModel
+from clearance.guard.model import MODEL_DIR, LinearModel, sigmoid
 from clearance.guard.settings import DEFAULT_SCORE_CACHE_ENTRIES
 from clearance.types import GuardScores
+
+
+# Logits subtracted from a conversation's concatenation: chosen on a development split of
+# training families as the smallest offset at which benign conversations were flagged no more
+# often than their messages scored alone (docs/guard.md, "Conversations").
+CONVERSATION_OFFSET = 1.0
+_CONVERSATION = b"conversation"
 
 
 class LinearGuard:
@@ -42,18 +54,20 @@ class LinearGuard:
         """One text's score per category (in ``model.categories`` order), from the cache when it has it."""
         return self.cache.get_or_compute(text, lambda t: tuple(self.model.scores(t).values()))
 
+    def _conversation_scores(self, joined: str) -> tuple[float, ...]:
+        """The scores of a conversation's texts joined into one, with ``CONVERSATION_OFFSET`` applied."""
+        def compute(t: str) -> tuple[float, ...]:
+            return tuple(sigmoid(z - CONVERSATION_OFFSET) for z in self.model.logits(t).tolist())
+        return self.cache.get_or_compute(joined, compute, _CONVERSATION)
+
     def raw_scores(self, texts: list[str]) -> dict[str, float]:
         parts = [t for t in texts if t and t.strip()]
-        if len(parts) > 1:
-            parts.append("\n\n".join(parts))
         if not parts:
             return self.model.scores("")
-        best = [0.0] * len(self.model.categories)
-        for t in parts:
-            for i, s in enumerate(self._text_scores(t)):
-                if s > best[i]:
-                    best[i] = s
-        return dict(zip(self.model.categories, best))
+        each = [self._text_scores(t) for t in parts]
+        if len(parts) > 1:
+            each.append(self._conversation_scores("\n\n".join(parts)))
+        return dict(zip(self.model.categories, map(max, zip(*each))))
 
     def score(self, texts: list[str]) -> GuardScores:
         try:

@@ -120,6 +120,9 @@ class LinearModel:
 
     def scores(self, text: str) -> dict[str, float]:
         """Probability-like score in 0..1 per category."""
-        exp = math.exp
-        return {c: 1.0 / (1.0 + exp(-min(max(z, -40.0), 40.0)))
-                for c, z in zip(self.categories, self.logits(text).tolist())}
+        return {c: sigmoid(z) for c, z in zip(self.categories, self.logits(text).tolist())}
+
+
+def sigmoid(z: float) -> float:
+    """A logit as a score in 0..1 (clipped, so it never overflows)."""
+    return 1.0 / (1.0 + math.exp(-min(max(z, -40.0), 40.0)))
