@@ -68,7 +68,3 @@ class ScoreCache(Generic[V]):
 
     def __len__(self) -> int:
         return len(self._entries)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()

@@ -7,12 +7,12 @@ The score of a category is the maximum over all of these.  The
 concatenation's logits are lowered by ``CONVERSATION_OFFSET`` first: joined
 texts score higher than the same texts alone (n-grams are counted once per
 text, so later messages keep only their rarer, more telling n-grams), and
-without the offset benign multi-message conversations were flagged about four
-times as often as their messages scored one by one (docs/guard.md).  Each text's scores
-are kept in a bounded cache (``cache.py``): a conversation resent with every
-turn, or a system prompt sent with every request, is scored once.  Scoring is
-pure numpy on read-only arrays, so one instance is safe to share between
-threads.
+without the offset benign multi-message conversations were flagged about
+four times as often as their messages scored one by one (docs/guard.md).
+Each text's scores are kept in a bounded cache (``cache.py``): a
+conversation resent with every turn, or a system prompt sent with every
+request, is scored once.  Scoring is pure numpy on read-only arrays, so one
+instance is safe to share between threads.
 """
 
 from __future__ import annotations
