@@ -7,11 +7,16 @@ resent turn after turn (the whole conversation each time, as chat clients
 send it) with the score cache on and off, and lines per second through
 ``clearance guard score``.  Not a test; run by hand:
 
-    .venv/bin/python bench/guard_latency.py
+    .venv/bin/python bench/guard_latency.py [--compare-numpy]
+
+``--compare-numpy`` measures per-prompt and chat latency a second time in
+the same run with the C n-gram extension switched off (the numpy fallback a
+guard without a compiled extension uses), and prints the ratio of the p50s.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import random
@@ -23,7 +28,7 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from clearance.guard import load_guard  # noqa: E402
+from clearance.guard import features, load_guard  # noqa: E402
 from clearance.guard.dataset import load_rows  # noqa: E402
 from clearance.guard.settings import GuardSettings  # noqa: E402
 
@@ -112,12 +117,32 @@ def _has_taskset() -> bool:
     return which("taskset") is not None
 
 
+def _ratios(slow: dict, fast: dict) -> dict:
+    """p50 of ``slow`` over p50 of ``fast``, per entry of two results of the same shape."""
+    return {k: _ratios(v, fast[k]) if "p50_ms" not in v else round(v["p50_ms"] / max(fast[k]["p50_ms"], 1e-9), 2)
+            for k, v in slow.items()}
+
+
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--compare-numpy", action="store_true",
+                    help="also measure with the C n-gram extension off, in the same run")
+    args = ap.parse_args()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
-    print(json.dumps({"per_prompt_ms": latency(), "conversation_per_request_ms": conversation(),
-                      "guard_score_cli": throughput(),
-                      "one_core": hasattr(os, "sched_setaffinity")}, indent=2))
+    out = {"c_extension": features.ACCELERATED, "per_prompt_ms": latency(),
+           "conversation_per_request_ms": conversation()}
+    if args.compare_numpy and features.ACCELERATED:
+        ext, features._ngrams = features._ngrams, None
+        try:
+            fallback = {"per_prompt_ms": latency(), "conversation_per_request_ms": conversation()}
+        finally:
+            features._ngrams = ext
+        out["numpy_fallback"] = fallback
+        out["numpy_over_c_p50"] = {k: _ratios(fallback[k], out[k]) for k in fallback}
+    out["guard_score_cli"] = throughput()
+    out["one_core"] = hasattr(os, "sched_setaffinity")
+    print(json.dumps(out, indent=2))
 
 
 if __name__ == "__main__":

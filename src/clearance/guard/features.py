@@ -14,6 +14,12 @@ sum(w[word_idx]) / sqrt(nw)``; ``Grams`` keeps each n-gram's start position
 so that the scores of many windows and paragraphs of one long text cost one
 cumulative sum.  ``first_buckets`` computes the same buckets for a text scored as
 one window (most prompts) in far fewer numpy calls.
+
+The numpy functions here define the features.  When the C extension
+``_ngrams`` is built (it is compiled on install; ``ACCELERATED`` says
+whether it loaded), ``grams`` and ``first_buckets`` call it instead: the same
+buckets, positions and order (tests compare the two over the guard's corpus),
+about fifteen times faster for a short prompt and three times for a long one.
 """
 
 from __future__ import annotations
@@ -23,6 +29,14 @@ import threading
 from dataclasses import dataclass
 
 import numpy as np
+
+try:
+    from clearance.guard import _ngrams
+except ImportError:  # not compiled: the numpy implementation below gives the same buckets
+    _ngrams = None
+
+# Whether the C implementation of ``grams`` and ``first_buckets`` is in use.
+ACCELERATED = _ngrams is not None
 
 CHAR_NS = (3, 4, 5)
 _MOD = 1 << 64
@@ -92,6 +106,15 @@ def _bucket(h: np.ndarray, salt: int, bits: int) -> np.ndarray:
 
 def grams(norm: str, bits: int) -> Grams:
     """Hash every n-gram of an already normalised text into ``2**bits`` buckets."""
+    if _ngrams is not None:
+        ci, cp, wi, wp = _ngrams.grams(norm, bits)
+        return Grams(np.frombuffer(ci, np.int64), np.frombuffer(cp, np.int64),
+                     np.frombuffer(wi, np.int64), np.frombuffer(wp, np.int64), len(norm))
+    return grams_numpy(norm, bits)
+
+
+def grams_numpy(norm: str, bits: int) -> Grams:
+    """``grams`` in numpy: the reference implementation, and the fallback without the C extension."""
     n = len(norm)
     if n == 0:
         e = np.zeros(0, dtype=np.int64)
@@ -174,6 +197,19 @@ _WORD_SALT_2 = _WORD_SALT + np.uint64(7)
 
 def first_buckets(norm: str, bits: int) -> tuple[np.ndarray, int] | None:
     """The buckets ``grams`` keeps, for scoring a text as one window: ``(idx, nchar)``.
+
+    ``idx`` is ``grams(norm, bits).char_idx`` followed by ``.word_idx``, and
+    ``nchar`` is how many of them are character n-grams; ``None`` when the
+    text has fewer than five characters or no word (the caller uses ``grams``).
+    """
+    if _ngrams is not None:
+        got = _ngrams.window(norm, bits)
+        return None if got is None else (np.frombuffer(got[0], np.int64), got[1])
+    return first_buckets_numpy(norm, bits)
+
+
+def first_buckets_numpy(norm: str, bits: int) -> tuple[np.ndarray, int] | None:
+    """``first_buckets`` in numpy: the buckets ``grams`` keeps, for scoring a text as one window.
 
     ``idx`` is ``grams(norm, bits).char_idx`` followed by ``.word_idx``, in
     the same order, and ``nchar`` is how many of them are character n-grams.

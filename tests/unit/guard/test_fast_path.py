@@ -47,29 +47,38 @@ def test_the_texts_exercise_every_kind():
     assert sum("\n\n" in t for t in TEXTS) >= 50
 
 
-def test_first_buckets_are_the_buckets_grams_keeps():
+# The public functions (the C extension when built) and the numpy reference, each checked on its own.
+IMPLEMENTATIONS = {"public": (features.first_buckets, features.grams),
+                   "numpy": (features.first_buckets_numpy, features.grams_numpy)}
+
+
+@pytest.mark.parametrize("impl", sorted(IMPLEMENTATIONS))
+def test_first_buckets_are_the_buckets_grams_keeps(impl):
+    first_buckets, grams = IMPLEMENTATIONS[impl]
     checked = 0
     for text in TEXTS:
         norm = features.normalise(text)
-        got = features.first_buckets(norm, 18)
+        got = first_buckets(norm, 18)
         if got is None:
-            assert len(norm) < 5 or not features.grams(norm, 18).word_idx.size
+            assert len(norm) < 5 or not grams(norm, 18).word_idx.size
             continue
         idx, nchar = got
-        g = features.grams(norm, 18)
+        g = grams(norm, 18)
         assert idx[:nchar].tolist() == g.char_idx.tolist(), text
         assert idx[nchar:].tolist() == g.word_idx.tolist(), text
         checked += 1
     assert checked > 2000
 
 
-def test_repeated_ngram_at_one_position_counts_as_grams_counts_it():
+@pytest.mark.parametrize("impl", sorted(IMPLEMENTATIONS))
+def test_repeated_ngram_at_one_position_counts_as_grams_counts_it(impl):
     # Two n-gram sizes starting at the same position that land in one bucket are both kept by
     # ``grams`` (the tie keeps every n-gram at the first position); the fast path must agree.
+    first_buckets, grams = IMPLEMENTATIONS[impl]
     for text in ("aaaa aaaa aaaa", "abab abab abab abab", "zzzzzzzzzzzzzzzzzzzz"):
         norm = features.normalise(text)
-        idx, nchar = features.first_buckets(norm, 4)  # 16 buckets: collisions are certain
-        g = features.grams(norm, 4)
+        idx, nchar = first_buckets(norm, 4)  # 16 buckets: collisions are certain
+        g = grams(norm, 4)
         assert idx[:nchar].tolist() == g.char_idx.tolist()
         assert idx[nchar:].tolist() == g.word_idx.tolist()
 
@@ -90,3 +99,12 @@ def test_general_path_scores_match_numpy_sigmoid(model):
         z = np.clip(model.logits(text), -40.0, 40.0)
         expected = 1.0 / (1.0 + np.exp(-z))
         assert np.allclose(list(model.scores(text).values()), expected, rtol=0, atol=1e-12)
+
+
+def test_scores_are_the_same_without_the_c_extension(model, monkeypatch):
+    # Every path of the scorer (one window, windows, paragraphs) through the numpy fallback.
+    texts = TEXTS[:400] + [t for t in TEXTS if len(t) > 600][:100]
+    with_c = [model.logits(t).tolist() for t in texts]
+    monkeypatch.setattr(features, "_ngrams", None)
+    without = [model.logits(t).tolist() for t in texts]
+    assert with_c == without
