@@ -3,7 +3,7 @@
 Everything else about the package is declared in ``pyproject.toml``.  The
 extension is optional: if it cannot be compiled, the install goes on and the
 guard uses its numpy implementation, which gives the same scores more slowly
-(``clearance guard score --info`` and the ``/readyz`` details say which is in use).
+(the gateway's "gateway ready" log line says which is in use, and warns without it).
 """
 
 from setuptools import Extension, setup
@@ -14,6 +14,7 @@ setup(
             "clearance.guard._ngrams",
             sources=["src/clearance/guard/_ngrams.c"],
             extra_compile_args=["-O2", "-std=c11"],
+            libraries=["m"],
             optional=True,
         )
     ]

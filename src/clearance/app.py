@@ -74,8 +74,14 @@ def create_app(config: Config) -> Starlette:
         gw.snapshots.start()
         if gw.audit is not None:
             gw.audit.start()
-        log.info("gateway ready", extra={"snapshot": gw.snapshots.current.hash,
-                                         "models": list(gw.snapshots.current.models)})
+        ready = {"snapshot": gw.snapshots.current.hash, "models": list(gw.snapshots.current.models)}
+        if gw.guard is not None:
+            from clearance.guard.features import ACCELERATED
+            ready["guard_c_extension"] = ACCELERATED
+            if not ACCELERATED:
+                log.warning("the guard's C extension is not built: n-grams are hashed with numpy "
+                            "(the same scores, more CPU per prompt); reinstall with a C compiler present")
+        log.info("gateway ready", extra=ready)
         try:
             yield
         finally:

@@ -15,6 +15,16 @@
  *       the same buckets as one array (character n-grams first, nchar of
  *       them), for a text scored as one window; None when the text has fewer
  *       than five characters or no word, as features.first_buckets.
+ *   window_sums(norm, bits, wt, k) -> (nchar, nword, sums) or None
+ *       for a text scored as one window: how many character and word n-grams
+ *       it keeps and, per category, the sum of their weights (sums holds k
+ *       character sums, then k word sums).  wt is the weight matrix
+ *       transposed, 2**bits rows of k float32.  None as for window.
+ *   span_sums(norm, bits, wt, k, spans) -> bytes
+ *       for every span (start, end) of the normalised text, the per-category
+ *       linear score before the bias: for each kind, the sum of the weights of
+ *       its n-grams starting inside the span over the square root of their
+ *       count; k rows of len(spans) float64, as LinearModel.logits computes it.
  *
  * Arithmetic is on uint64_t and wraps modulo 2**64, as numpy's uint64 does.
  * The functions hold the GIL throughout: they use one scratch table, and a
@@ -26,6 +36,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <math.h>
 
 static const uint64_t P = 1000003ULL;
 static const uint64_t MIX = 0x9E3779B97F4A7C15ULL;
@@ -222,11 +233,171 @@ static PyObject *py_window(PyObject *self, PyObject *args) {
     return out;
 }
 
+/* The weight matrix argument: 2**bits rows of k float32, C-contiguous. */
+static int get_weights(PyObject *obj, int bits, int k, Py_buffer *view) {
+    if (k < 1 || k > 64) {
+        PyErr_SetString(PyExc_ValueError, "k must be between 1 and 64");
+        return -1;
+    }
+    if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
+        return -1;
+    if (view->itemsize != 4 || view->format == NULL || strcmp(view->format, "f") != 0 ||
+        view->len != (Py_ssize_t)sizeof(float) * ((Py_ssize_t)1 << bits) * k) {
+        PyBuffer_Release(view);
+        PyErr_SetString(PyExc_ValueError, "weights must be 2**bits rows of k float32, C-contiguous");
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *py_window_sums(PyObject *self, PyObject *args) {
+    PyObject *text, *wobj;
+    int bits, k;
+    Py_buffer wv;
+    Grams g;
+    if (!PyArg_ParseTuple(args, "UiOi", &text, &bits, &wobj, &k))
+        return NULL;
+    if (bits < 1 || bits > 30) {
+        PyErr_SetString(PyExc_ValueError, "bits must be between 1 and 30");
+        return NULL;
+    }
+    if (get_weights(wobj, bits, k, &wv) < 0)
+        return NULL;
+    if (PyUnicode_GET_LENGTH(text) < MAXK) {
+        PyBuffer_Release(&wv);
+        Py_RETURN_NONE;
+    }
+    if (compute(text, bits, &g) < 0) {
+        PyBuffer_Release(&wv);
+        return NULL;
+    }
+    PyObject *out = NULL;
+    if (g.nw == 0) {
+        out = Py_NewRef(Py_None);
+    } else {
+        const float *w = (const float *)wv.buf;
+        double sums[128];
+        for (int j = 0; j < 2 * k; j++)
+            sums[j] = 0.0;
+        /* In n-gram order, one category after another per n-gram: the additions numpy's
+         * add.reduceat makes over the gathered rows. */
+        for (Py_ssize_t i = 0; i < g.nc; i++) {
+            const float *row = w + (size_t)g.cidx[i] * (size_t)k;
+            for (int j = 0; j < k; j++)
+                sums[j] += (double)row[j];
+        }
+        for (Py_ssize_t i = 0; i < g.nw; i++) {
+            const float *row = w + (size_t)g.widx[i] * (size_t)k;
+            for (int j = 0; j < k; j++)
+                sums[k + j] += (double)row[j];
+        }
+        PyObject *t = PyTuple_New(2 * k);
+        if (t != NULL) {
+            for (int j = 0; j < 2 * k; j++)
+                PyTuple_SET_ITEM(t, j, PyFloat_FromDouble(sums[j]));
+            out = Py_BuildValue("(nnN)", g.nc, g.nw, t);
+        }
+    }
+    PyMem_RawFree(g.cidx);
+    PyBuffer_Release(&wv);
+    return out;
+}
+
+/* Add one kind's share to every span's total: prefix sums of the weights and of the
+ * counts by start position, then (sum in span) / sqrt(max(count in span, 1)). */
+static int add_kind(const int64_t *idx, const int64_t *pos, Py_ssize_t m, Py_ssize_t n, const float *w, int k,
+                    const int64_t *spans, Py_ssize_t ns, double *total) {
+    if (m == 0)
+        return 0;
+    double *acc = (double *)PyMem_RawCalloc((size_t)(n + 1) * (size_t)(k + 1), sizeof(double));
+    if (acc == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    double *cnt = acc + (size_t)(n + 1) * (size_t)k; /* acc[j * (n + 1) + p]: category j, position p */
+    for (Py_ssize_t i = 0; i < m; i++) {
+        const float *row = w + (size_t)idx[i] * (size_t)k;
+        Py_ssize_t p = (Py_ssize_t)pos[i] + 1;
+        for (int j = 0; j < k; j++)
+            acc[(size_t)j * (size_t)(n + 1) + (size_t)p] += (double)row[j];
+        cnt[p] += 1.0;
+    }
+    for (int j = 0; j <= k; j++) {
+        double *a = acc + (size_t)j * (size_t)(n + 1);
+        for (Py_ssize_t p = 1; p <= n; p++)
+            a[p] += a[p - 1];
+    }
+    for (Py_ssize_t s = 0; s < ns; s++) {
+        Py_ssize_t a = (Py_ssize_t)spans[2 * s], b = (Py_ssize_t)spans[2 * s + 1];
+        double c = cnt[b] - cnt[a];
+        double d = sqrt(c > 1.0 ? c : 1.0);
+        for (int j = 0; j < k; j++) {
+            const double *aj = acc + (size_t)j * (size_t)(n + 1);
+            total[(size_t)j * (size_t)ns + (size_t)s] += (aj[b] - aj[a]) / d;
+        }
+    }
+    PyMem_RawFree(acc);
+    return 0;
+}
+
+static PyObject *py_span_sums(PyObject *self, PyObject *args) {
+    PyObject *text, *wobj;
+    int bits, k;
+    Py_buffer wv, sv;
+    Grams g;
+    if (!PyArg_ParseTuple(args, "UiOiy*", &text, &bits, &wobj, &k, &sv))
+        return NULL;
+    if (bits < 1 || bits > 30) {
+        PyBuffer_Release(&sv);
+        PyErr_SetString(PyExc_ValueError, "bits must be between 1 and 30");
+        return NULL;
+    }
+    if (get_weights(wobj, bits, k, &wv) < 0) {
+        PyBuffer_Release(&sv);
+        return NULL;
+    }
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    PyObject *out = NULL;
+    Py_ssize_t ns = sv.len / (Py_ssize_t)(2 * sizeof(int64_t));
+    const int64_t *spans = (const int64_t *)sv.buf;
+    if (sv.len % (Py_ssize_t)(2 * sizeof(int64_t)) != 0) {
+        PyErr_SetString(PyExc_ValueError, "spans must be pairs of int64");
+        goto done;
+    }
+    for (Py_ssize_t s = 0; s < ns; s++) {
+        if (spans[2 * s] < 0 || spans[2 * s] > spans[2 * s + 1] || spans[2 * s + 1] > n) {
+            PyErr_SetString(PyExc_ValueError, "a span lies outside the text");
+            goto done;
+        }
+    }
+    if (compute(text, bits, &g) < 0)
+        goto done;
+    out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)sizeof(double) * k * ns);
+    if (out != NULL) {
+        double *total = (double *)PyBytes_AS_STRING(out);
+        for (Py_ssize_t i = 0; i < (Py_ssize_t)k * ns; i++)
+            total[i] = 0.0;
+        const float *w = (const float *)wv.buf;
+        if (add_kind(g.cidx, g.cpos, g.nc, n, w, k, spans, ns, total) < 0 ||
+            add_kind(g.widx, g.wpos, g.nw, n, w, k, spans, ns, total) < 0)
+            Py_CLEAR(out);
+    }
+    PyMem_RawFree(g.cidx);
+done:
+    PyBuffer_Release(&wv);
+    PyBuffer_Release(&sv);
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"grams", py_grams, METH_VARARGS,
      "grams(norm, bits) -> (char_idx, char_pos, word_idx, word_pos) as bytes of native int64."},
     {"window", py_window, METH_VARARGS,
      "window(norm, bits) -> (idx, nchar) as bytes of native int64, or None (see features.first_buckets)."},
+    {"window_sums", py_window_sums, METH_VARARGS,
+     "window_sums(norm, bits, wt, k) -> (nchar, nword, sums) or None: one window's weight sums per category."},
+    {"span_sums", py_span_sums, METH_VARARGS,
+     "span_sums(norm, bits, wt, k, spans) -> bytes: k x len(spans) float64 scores before the bias."},
     {NULL, NULL, 0, NULL},
 };
 

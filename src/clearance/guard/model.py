@@ -69,10 +69,15 @@ class LinearModel:
         n = len(norm)
         segs = features.paragraphs(text, n)
         single = n <= WINDOWS[-1][0] and not segs  # the whole text is the only window
+        ext = features._ngrams
         if single:
-            one = self._one_window(norm)
+            one = self._one_window_c(ext, norm) if ext is not None else self._one_window(norm)
             if one is not None:
                 return one
+        if ext is not None and not single:
+            spans = self._spans(text, n, segs)
+            sums = ext.span_sums(norm, self.bits, self._wt, k, spans)
+            return np.frombuffer(sums, np.float64).reshape(k, len(spans)).max(axis=1) + self.b
         g = features.grams(norm, self.bits)
         parts = ((g.char_idx, g.char_pos), (g.word_idx, g.word_pos))
         if single:
@@ -82,9 +87,7 @@ class LinearModel:
                 if len(idx):
                     total += self.w[:, idx].sum(axis=1, dtype=np.float64) / np.sqrt(len(idx))
             return total
-        spans = features.windows(n, WINDOWS)
-        if segs:
-            spans = np.concatenate([spans, np.array(segs, dtype=np.int64)])
+        spans = self._spans(text, n, segs)
         s, e = spans[:, 0], spans[:, 1]
         total = np.zeros((k, len(spans)))
         for idx, pos in parts:
@@ -99,6 +102,24 @@ class LinearModel:
             total += (csum[:, e] - csum[:, s]) / np.sqrt(np.maximum(ccnt[e] - ccnt[s], 1.0))
         return np.max(total, axis=1) + self.b
 
+    @staticmethod
+    def _spans(text: str, n: int, segs: list[tuple[int, int]]) -> np.ndarray:
+        """Start and end of every window and paragraph a text of ``n`` normalised characters is scored over."""
+        spans = features.windows(n, WINDOWS)
+        if segs:
+            spans = np.concatenate([spans, np.array(segs, dtype=np.int64)])
+        return spans
+
+    def _one_window_c(self, ext, norm: str) -> np.ndarray | None:
+        """``_one_window`` through the C extension: the same sums, added in the same order."""
+        got = ext.window_sums(norm, self.bits, self._wt, len(self.categories))
+        if got is None:
+            return None
+        nchar, nword, sums = got
+        k = len(self.categories)
+        rc, rw = math.sqrt(nchar), math.sqrt(nword)
+        return np.array([b + sums[j] / rc + sums[k + j] / rw for j, b in enumerate(self.b.tolist())])
+
     def _one_window(self, norm: str) -> np.ndarray | None:
         """The logits of a text scored as one window, from ``features.first_buckets``
         (the same sums as the general path, in a handful of numpy calls); ``None`` when
@@ -111,6 +132,11 @@ class LinearModel:
         rows = self._bucket_rows[idx].view(self.w.dtype).reshape(len(idx), len(self.categories))
         sums = np.add.reduceat(rows, [0, nchar], axis=0, dtype=np.float64)
         return self.b + sums[0] / math.sqrt(nchar) + sums[1] / math.sqrt(len(idx) - nchar)
+
+    @cached_property
+    def _wt(self) -> np.ndarray:
+        """The weights transposed: one row of every category's float32 weight per bucket."""
+        return np.ascontiguousarray(self.w.T, dtype=np.float32)
 
     @cached_property
     def _bucket_rows(self) -> np.ndarray:

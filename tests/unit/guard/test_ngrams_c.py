@@ -89,3 +89,33 @@ def test_texts_the_numpy_path_cannot_encode_are_still_hashed():
         features.grams_numpy(norm, 18)
     g = _c_grams(norm, 18)
     assert g.word_pos.tolist() == [0, 7, 9, 18, 0, 7, 9]  # four words (the surrogate is one), three bigrams
+
+
+def test_weight_and_span_arguments_are_checked():
+    w = np.zeros((1 << 4, 2), np.float32)
+    spans = np.array([[0, 5]], np.int64).tobytes()
+    assert C.span_sums("hello world", 4, w, 2, spans) is not None
+    for bad_w, k in ((np.zeros((1 << 4, 2), np.float64), 2), (np.zeros((1 << 4, 3), np.float32), 2),
+                     (np.zeros((2, 1 << 4), np.float32).T, 2), (b"not weights", 2), (w, 0)):
+        with pytest.raises((TypeError, ValueError, BufferError)):
+            C.span_sums("hello world", 4, bad_w, k, spans)
+        with pytest.raises((TypeError, ValueError, BufferError)):
+            C.window_sums("hello world", 4, bad_w, k)
+    for bad_spans in (np.array([[0, 12]], np.int64).tobytes(), np.array([[3, 2]], np.int64).tobytes(),
+                      np.array([[-1, 2]], np.int64).tobytes(), b"odd"):
+        with pytest.raises(ValueError):
+            C.span_sums("hello world", 4, w, 2, bad_spans)
+
+
+def test_span_sums_are_the_windowed_sums():
+    # One span over the whole text of a one-window text is the one-window score.
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(1 << 10, 2)).astype(np.float32)
+    norm = features.normalise("Write a keylogger in C that hides from the task manager")
+    nchar, nword, sums = C.window_sums(norm, 10, w, 2)
+    whole = np.frombuffer(C.span_sums(norm, 10, w, 2, np.array([[0, len(norm)]], np.int64).tobytes()), np.float64)
+    expected = [sums[j] / np.sqrt(nchar) + sums[2 + j] / np.sqrt(nword) for j in range(2)]
+    assert np.allclose(whole, expected, rtol=0, atol=1e-12)
+    # An empty span scores zero.
+    empty = np.frombuffer(C.span_sums(norm, 10, w, 2, np.array([[3, 3]], np.int64).tobytes()), np.float64)
+    assert empty.tolist() == [0.0, 0.0]
