@@ -109,8 +109,12 @@ static int compute(PyObject *text, int bits, Grams *g) {
         PyErr_SetString(PyExc_ValueError, "text too long");
         return -1;
     }
-    /* At most 3n character n-grams and 2n word n-grams; one buffer for the four arrays. */
-    Py_ssize_t cap_c = 3 * n + 1, cap_w = 2 * n + 1;
+    /* Exactly the character n-grams there are, and room for every word n-gram: a text of n
+     * characters has at most (n + 1) / 2 words, so at most n unigrams and bigrams together.
+     * One buffer holds the four arrays. */
+    Py_ssize_t cap_c = 1, cap_w = n + 1;
+    for (int s = 0; s < 3; s++)
+        cap_c += n >= CHAR_NS[s] ? n - CHAR_NS[s] + 1 : 0;
     int64_t *buf = (int64_t *)PyMem_RawMalloc(sizeof(int64_t) * (size_t)(2 * cap_c + 2 * cap_w));
     uint64_t *codes = (uint64_t *)PyMem_RawMalloc(sizeof(uint64_t) * (size_t)(n + 1));
     if (buf == NULL || codes == NULL) {
