@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from clearance.guard import corpora
@@ -63,3 +64,18 @@ def test_split_is_by_family():
     assert {e.family for e in split.test} & TEST_FAMILIES
     test_texts = {e.text for e in split.test}
     assert not any(e.text in test_texts for e in split.train)
+
+
+def test_training_weighs_each_family_of_positives_equally():
+    from clearance.guard.train import sample_weights
+    y = np.array([1, 1, 1, 1, 0, 0, 0])
+    fam = np.array(["big", "big", "big", "small", "benign-a", "benign-a", "benign-b"])
+    sw = sample_weights(y, fam)
+    assert sw[y == 1].sum() == pytest.approx(0.5) and sw[y == 0].sum() == pytest.approx(0.5)
+    # Two families of positives: half of the positives' weight each, however many rows they have.
+    assert sw[fam == "big"].sum() == pytest.approx(0.25) and sw[fam == "small"].sum() == pytest.approx(0.25)
+    # Negatives: the same share per row, whatever their family.
+    assert np.allclose(sw[y == 0], 0.5 / 3)
+    # No positives at all: the negatives still get their half and nothing is NaN.
+    only_neg = sample_weights(np.zeros(3, int), np.array(["a", "b", "b"]))
+    assert np.allclose(only_neg, 0.5 / 3)
