@@ -4,7 +4,8 @@ Prints one JSON object: p50/p99 milliseconds per prompt at several lengths
 (up to 4,000 characters, plus one long input screened in full; each prompt
 new to the guard, the score cache off), milliseconds per request of a chat
 resent turn after turn (the whole conversation each time, as chat clients
-send it) with the score cache on and off, and lines per second through
+send it) with the score cache on and off, the longest pause of the main
+thread while a worker thread scores a 2,000,000-character input, and lines per second through
 ``clearance guard score``.  Not a test; run by hand:
 
     .venv/bin/python bench/guard_latency.py [--compare-numpy]
@@ -117,6 +118,34 @@ def _has_taskset() -> bool:
     return which("taskset") is not None
 
 
+def stall(chars: int = 2_000_000, trials: int = 3) -> dict:
+    """The longest pause of the main thread while another thread scores one very long text.
+
+    The gateway scores inputs over 20,000 characters in a worker thread; this is how
+    long the event loop's thread can be kept from running meanwhile (by the GIL)."""
+    import threading
+    guard = load_guard(GuardSettings(score_cache_entries=0))
+    text = _corpus()
+    text = (text * (chars // len(text) + 1))[:chars]
+    guard.score([text])
+    out = []
+    for _ in range(trials):
+        done = threading.Event()
+        worker = threading.Thread(target=lambda: (guard.score([text]), done.set()))
+        gaps, t0 = [], time.perf_counter()
+        worker.start()
+        last = t0
+        while not done.is_set():
+            time.sleep(0.001)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+        worker.join()
+        out.append({"score_ms": round((time.perf_counter() - t0) * 1000, 1),
+                    "longest_main_thread_pause_ms": round(max(gaps) * 1000, 1)})
+    return {"chars": chars, "trials": out}
+
+
 def _ratios(slow: dict, fast: dict) -> dict:
     """p50 of ``slow`` over p50 of ``fast``, per entry of two results of the same shape."""
     return {k: _ratios(v, fast[k]) if "p50_ms" not in v else round(v["p50_ms"] / max(fast[k]["p50_ms"], 1e-9), 2)
@@ -131,15 +160,17 @@ def main() -> None:
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
     out = {"c_extension": features.ACCELERATED, "per_prompt_ms": latency(),
-           "conversation_per_request_ms": conversation()}
+           "conversation_per_request_ms": conversation(), "long_input_in_a_thread": stall()}
     if args.compare_numpy and features.ACCELERATED:
         ext, features._ngrams = features._ngrams, None
         try:
-            fallback = {"per_prompt_ms": latency(), "conversation_per_request_ms": conversation()}
+            fallback = {"per_prompt_ms": latency(), "conversation_per_request_ms": conversation(),
+                        "long_input_in_a_thread": stall()}
         finally:
             features._ngrams = ext
         out["numpy_fallback"] = fallback
-        out["numpy_over_c_p50"] = {k: _ratios(fallback[k], out[k]) for k in fallback}
+        out["numpy_over_c_p50"] = {k: _ratios(fallback[k], out[k]) for k in fallback
+                                   if k != "long_input_in_a_thread"}
     out["guard_score_cli"] = throughput()
     out["one_core"] = hasattr(os, "sched_setaffinity")
     print(json.dumps(out, indent=2))

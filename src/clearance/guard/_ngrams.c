@@ -27,8 +27,12 @@
  *       count; k rows of len(spans) float64, as LinearModel.logits computes it.
  *
  * Arithmetic is on uint64_t and wraps modulo 2**64, as numpy's uint64 does.
- * The functions hold the GIL throughout: they use one scratch table, and a
- * whole 600-character window takes a few microseconds.
+ * A text of up to RELEASE_GIL_CHARS characters (a window takes a few
+ * microseconds) is hashed holding the GIL: releasing it on the event loop's
+ * thread would hand it to any waiting thread for up to a switch interval.
+ * Longer texts (which the guard scores in a worker thread) are hashed and
+ * summed with the GIL released, so the event loop keeps running.  The
+ * scratch table is per thread.
  */
 
 #define PY_SSIZE_T_CLEAN
@@ -48,9 +52,11 @@ static const int CHAR_NS[3] = {3, 4, 5};
 static uint64_t q_inv[MAXK]; /* P^-t modulo 2**64, t = 0..MAXK-1 */
 static uint64_t p_inv;
 
-/* One scratch table of 2**bits positions, shared by every call (the GIL is held). */
-static int32_t *table = NULL;
-static int table_bits = 0;
+#define RELEASE_GIL_CHARS 20000
+
+/* One scratch table of 2**bits positions per thread (calls may run without the GIL). */
+static _Thread_local int32_t *table = NULL;
+static _Thread_local int table_bits = 0;
 
 static inline uint64_t bucket(uint64_t h, uint64_t salt, int bits) {
     uint64_t x = (h + salt) * MIX;
@@ -123,10 +129,17 @@ static int compute(PyObject *text, int bits, Grams *g) {
         PyErr_NoMemory();
         return -1;
     }
+    if (ensure_table(bits) < 0) {
+        PyMem_RawFree(buf);
+        PyMem_RawFree(codes);
+        return -1;
+    }
     g->cidx = buf;
     g->cpos = buf + cap_c;
     g->widx = buf + 2 * cap_c;
     g->wpos = buf + 2 * cap_c + cap_w;
+    /* From here on nothing touches a Python object but the str's immutable data. */
+    PyThreadState *released = n > RELEASE_GIL_CHARS ? PyEval_SaveThread() : NULL;
     for (Py_ssize_t i = 0; i < n; i++) {
         uint32_t c = PyUnicode_READ(kind, data, i);
         codes[i] = (c >= '1' && c <= '9') ? (uint64_t)'0' : (uint64_t)c; /* digits 1-9 fold to 0 */
@@ -163,7 +176,7 @@ static int compute(PyObject *text, int bits, Grams *g) {
         g->wpos[nw] = start;
         nw++;
     }
-    PyMem_RawFree(codes);
+    PyMem_RawFree(codes); /* the raw allocator needs no GIL */
     Py_ssize_t total_w = nw;
     if (nw > 1) {
         for (Py_ssize_t j = 0; j + 1 < nw; j++) {
@@ -175,13 +188,10 @@ static int compute(PyObject *text, int bits, Grams *g) {
     }
     for (Py_ssize_t j = 0; j < nw; j++)
         g->widx[j] = (int64_t)bucket((uint64_t)g->widx[j], WORD_SALT, bits);
-    if (ensure_table(bits) < 0) {
-        PyMem_RawFree(buf);
-        g->cidx = NULL;
-        return -1;
-    }
     g->nc = keep_first(g->cidx, g->cpos, nc);
     g->nw = keep_first(g->widx, g->wpos, total_w);
+    if (released != NULL)
+        PyEval_RestoreThread(released);
     return 0;
 }
 
@@ -318,6 +328,7 @@ static int add_kind(const int64_t *idx, const int64_t *pos, Py_ssize_t m, Py_ssi
         PyErr_NoMemory();
         return -1;
     }
+    PyThreadState *released = n > RELEASE_GIL_CHARS ? PyEval_SaveThread() : NULL;
     double *cnt = acc + (size_t)(n + 1) * (size_t)k; /* acc[j * (n + 1) + p]: category j, position p */
     for (Py_ssize_t i = 0; i < m; i++) {
         const float *row = w + (size_t)idx[i] * (size_t)k;
@@ -340,6 +351,8 @@ static int add_kind(const int64_t *idx, const int64_t *pos, Py_ssize_t m, Py_ssi
             total[(size_t)j * (size_t)ns + (size_t)s] += (aj[b] - aj[a]) / d;
         }
     }
+    if (released != NULL)
+        PyEval_RestoreThread(released);
     PyMem_RawFree(acc);
     return 0;
 }
