@@ -195,14 +195,20 @@ static int compute(PyObject *text, int bits, Grams *g) {
     return 0;
 }
 
-static int parse(PyObject *args, PyObject **text, int *bits) {
-    if (!PyArg_ParseTuple(args, "Ui", text, bits))
-        return -1;
-    if (*bits < 1 || *bits > 30) {
-        PyErr_SetString(PyExc_ValueError, "bits must be between 1 and 30");
+/* 0 when bits is a bucket width the functions take, else -1 with ValueError set (the
+ * scratch table holds 2**bits positions per thread; the shipped model uses 18). */
+static int check_bits(int bits) {
+    if (bits < 1 || bits > 24) {
+        PyErr_SetString(PyExc_ValueError, "bits must be between 1 and 24");
         return -1;
     }
     return 0;
+}
+
+static int parse(PyObject *args, PyObject **text, int *bits) {
+    if (!PyArg_ParseTuple(args, "Ui", text, bits))
+        return -1;
+    return check_bits(*bits);
 }
 
 static PyObject *as_bytes(const int64_t *a, Py_ssize_t n) {
@@ -269,12 +275,8 @@ static PyObject *py_window_sums(PyObject *self, PyObject *args) {
     int bits, k;
     Py_buffer wv;
     Grams g;
-    if (!PyArg_ParseTuple(args, "UiOi", &text, &bits, &wobj, &k))
+    if (!PyArg_ParseTuple(args, "UiOi", &text, &bits, &wobj, &k) || check_bits(bits) < 0)
         return NULL;
-    if (bits < 1 || bits > 30) {
-        PyErr_SetString(PyExc_ValueError, "bits must be between 1 and 30");
-        return NULL;
-    }
     if (get_weights(wobj, bits, k, &wv) < 0)
         return NULL;
     if (PyUnicode_GET_LENGTH(text) < MAXK) {
@@ -364,9 +366,8 @@ static PyObject *py_span_sums(PyObject *self, PyObject *args) {
     Grams g;
     if (!PyArg_ParseTuple(args, "UiOiy*", &text, &bits, &wobj, &k, &sv))
         return NULL;
-    if (bits < 1 || bits > 30) {
+    if (check_bits(bits) < 0) {
         PyBuffer_Release(&sv);
-        PyErr_SetString(PyExc_ValueError, "bits must be between 1 and 30");
         return NULL;
     }
     if (get_weights(wobj, bits, k, &wv) < 0) {
