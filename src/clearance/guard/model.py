@@ -61,36 +61,44 @@ class LinearModel:
         return path
 
     def logits(self, text: str) -> np.ndarray:
-        """Maximum logit per category over all windows and paragraphs of ``text``."""
+        """Maximum logit per category over all windows and paragraphs of ``text``.
+
+        Computed by the C extension when it is built (``features.ACCELERATED``),
+        otherwise with numpy; both give the same numbers (tests/unit/guard).
+        """
         norm = features.normalise(text)
-        k = len(self.categories)
         if not norm:
             return self.b.copy()
         n = len(norm)
         segs = features.paragraphs(text, n)
-        single = n <= WINDOWS[-1][0] and not segs  # the whole text is the only window
         ext = features._ngrams
-        if single:
+        if n <= WINDOWS[-1][0] and not segs:  # the whole text is the only window
             one = self._one_window_c(ext, norm) if ext is not None else self._one_window(norm)
-            if one is not None:
-                return one
-        if ext is not None and not single:
-            spans = self._spans(text, n, segs)
+            return one if one is not None else self._plain_sums(norm)
+        spans = self._spans(n, segs)
+        if ext is not None:
+            k = len(self.categories)
             sums = ext.span_sums(norm, self.bits, self._wt, k, spans)
             return np.frombuffer(sums, np.float64).reshape(k, len(spans)).max(axis=1) + self.b
+        return self._span_logits(norm, spans)
+
+    def _plain_sums(self, norm: str) -> np.ndarray:
+        """One window's logits from ``features.grams`` (texts under five characters, or without a word)."""
         g = features.grams(norm, self.bits)
-        parts = ((g.char_idx, g.char_pos), (g.word_idx, g.word_pos))
-        if single:
-            # Plain sums, no per-position bookkeeping.
-            total = self.b.copy()
-            for idx, _ in parts:
-                if len(idx):
-                    total += self.w[:, idx].sum(axis=1, dtype=np.float64) / np.sqrt(len(idx))
-            return total
-        spans = self._spans(text, n, segs)
+        total = self.b.copy()
+        for idx in (g.char_idx, g.word_idx):
+            if len(idx):
+                total += self.w[:, idx].sum(axis=1, dtype=np.float64) / np.sqrt(len(idx))
+        return total
+
+    def _span_logits(self, norm: str, spans: np.ndarray) -> np.ndarray:
+        """The maximum over ``spans`` of each span's logits, with numpy: per-position
+        cumulative sums of the n-grams' weights and counts, one pass per kind."""
+        g = features.grams(norm, self.bits)
+        n, k = len(norm), len(self.categories)
         s, e = spans[:, 0], spans[:, 1]
         total = np.zeros((k, len(spans)))
-        for idx, pos in parts:
+        for idx, pos in ((g.char_idx, g.char_pos), (g.word_idx, g.word_pos)):
             if not len(idx):
                 continue
             wg = self.w.take(idx, axis=1)  # several times faster than self.w[:, idx]
@@ -103,7 +111,7 @@ class LinearModel:
         return np.max(total, axis=1) + self.b
 
     @staticmethod
-    def _spans(text: str, n: int, segs: list[tuple[int, int]]) -> np.ndarray:
+    def _spans(n: int, segs: list[tuple[int, int]]) -> np.ndarray:
         """Start and end of every window and paragraph a text of ``n`` normalised characters is scored over."""
         spans = features.windows(n, WINDOWS)
         if segs:

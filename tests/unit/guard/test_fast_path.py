@@ -10,7 +10,7 @@ import pytest
 
 from clearance.guard import features
 from clearance.guard.dataset import load_rows
-from clearance.guard.model import WINDOWS, LinearModel
+from clearance.guard.model import WINDOWS, LinearModel, sigmoid
 
 EDGE_CASES = [
     "héllo wörld 123 — ünïcode 数字 ٣٤٥ test", "CVE-2021-44228 patch 9.8", "a1b2c3 4567 x", "ab", "abcde",
@@ -83,15 +83,24 @@ def test_repeated_ngram_at_one_position_counts_as_grams_counts_it(impl):
         assert idx[nchar:].tolist() == g.word_idx.tolist()
 
 
-def test_fast_and_general_paths_give_the_same_scores(model, monkeypatch):
-    fast = [model.scores(t) for t in TEXTS]
-    monkeypatch.setattr(LinearModel, "_one_window", lambda self, norm: None)
-    general = [model.scores(t) for t in TEXTS]
-    worst = max(abs(a[c] - b[c]) for a, b in zip(fast, general) for c in model.categories)
-    assert worst < 1e-9
-    # The rounded scores the guard reports are the same.
-    assert [{c: round(v, 6) for c, v in s.items()} for s in fast] == \
-        [{c: round(v, 6) for c, v in s.items()} for s in general]
+def test_fast_and_general_paths_give_the_same_scores(model):
+    # A text scored as one window: the short paths (C and numpy) against plain sums over
+    # ``grams``, and against the windowed path given the whole text as its only span.
+    checked = 0
+    for text in TEXTS:
+        norm = features.normalise(text)
+        if not norm or len(norm) > WINDOWS[-1][0] or features.paragraphs(text, len(norm)):
+            continue
+        plain = model._plain_sums(norm)
+        whole = model._span_logits(norm, np.array([[0, len(norm)]], dtype=np.int64))
+        assert np.allclose(whole, plain, rtol=0, atol=1e-9), text
+        for one in (model._one_window(norm), model._one_window_c(features._ngrams, norm) if features.ACCELERATED else None):
+            if one is not None:
+                assert np.allclose(one, plain, rtol=0, atol=1e-9), text
+                # The rounded scores the guard reports are the same.
+                assert [round(sigmoid(z), 6) for z in one.tolist()] == [round(sigmoid(z), 6) for z in plain.tolist()]
+        checked += 1
+    assert checked > 2000
 
 
 def test_general_path_scores_match_numpy_sigmoid(model):
