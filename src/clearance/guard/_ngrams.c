@@ -420,7 +420,8 @@ static PyMethodDef methods[] = {
 };
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_ngrams",
-                                    "The guard's hashed n-grams in C (see features.py).", -1, methods};
+                                    "The guard's hashed n-grams in C (see features.py).", -1, methods,
+                                    NULL, NULL, NULL, NULL};
 
 PyMODINIT_FUNC PyInit__ngrams(void) {
     /* P^-1 modulo 2**64 by Newton's iteration (P is odd): each step doubles the correct bits. */
