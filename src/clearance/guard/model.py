@@ -137,7 +137,7 @@ class LinearModel:
             return None
         idx, nchar = got
         # Each bucket's weights for all categories, gathered at once: (n-grams, categories) float32.
-        rows = self._bucket_rows[idx].view(self.w.dtype).reshape(len(idx), len(self.categories))
+        rows = self._bucket_rows[idx].view(self._wt.dtype).reshape(len(idx), len(self.categories))
         sums = np.add.reduceat(rows, [0, nchar], axis=0, dtype=np.float64)
         return self.b + sums[0] / math.sqrt(nchar) + sums[1] / math.sqrt(len(idx) - nchar)
 
@@ -148,8 +148,8 @@ class LinearModel:
 
     @cached_property
     def _bucket_rows(self) -> np.ndarray:
-        """The weights transposed, one opaque element per bucket holding all its categories' weights."""
-        wt = np.ascontiguousarray(self.w.T)
+        """``_wt`` viewed as one opaque element per bucket holding all its categories' weights."""
+        wt = self._wt
         return wt.view(np.dtype((np.void, wt.itemsize * wt.shape[1]))).reshape(-1)
 
     def scores(self, text: str) -> dict[str, float]:

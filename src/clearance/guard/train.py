@@ -106,13 +106,9 @@ def sample_weights(y: np.ndarray, families: np.ndarray) -> np.ndarray:
     return sw
 
 
-def fit_logistic(x: Csr, y: np.ndarray, dim: int, epochs: int = 100, lr: float = 0.05,
-                 l2: float = L2, sw: np.ndarray | None = None) -> tuple[np.ndarray, float]:
-    """L2 logistic regression, full-batch Adam; ``sw`` weighs each row (class-balanced by default)."""
-    if sw is None:
-        pos = y.sum()
-        neg = len(y) - pos
-        sw = np.where(y == 1, 0.5 / max(pos, 1), 0.5 / max(neg, 1))
+def fit_logistic(x: Csr, y: np.ndarray, dim: int, sw: np.ndarray, epochs: int = 100, lr: float = 0.05,
+                 l2: float = L2) -> tuple[np.ndarray, float]:
+    """L2 logistic regression, full-batch Adam; ``sw`` weighs each row (see ``sample_weights``)."""
     row_of = np.repeat(np.arange(x.rows), np.diff(x.indptr))
     w = np.zeros(dim, np.float64)
     b = 0.0
@@ -176,13 +172,13 @@ def train(out_dir: Path = MODEL_DIR, seed: int = 0, target_fpr: float = TARGET_F
         oof = np.full(len(y), np.nan)
         for k in (0, 1):
             tr, te = np.flatnonzero(fold != k), np.flatnonzero(fold == k)
-            wk, bk = fit_logistic(_subset(x, tr), y[tr], dim, sw=sample_weights(y[tr], fams[tr]))
+            wk, bk = fit_logistic(_subset(x, tr), y[tr], dim, sample_weights(y[tr], fams[tr]))
             oof[te] = _margins(_subset(x, te), wk) + bk
         # The scorer takes the maximum over an example's windows and
         # paragraphs, so calibrate on each hard negative's maximum.
         sel = (y == 0) & hard & ~np.isnan(oof)
         neg = _max_by_owner(oof[sel], owner_ids[sel])
-        w, b = fit_logistic(x, y, dim, sw=sample_weights(y, fams))
+        w, b = fit_logistic(x, y, dim, sample_weights(y, fams))
         shift = float(np.quantile(neg, 1 - target_fpr))
         shifts[cat] = shift
         ws.append(w)
