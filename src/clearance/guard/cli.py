@@ -1,4 +1,4 @@
-"""``clearance guard``: score JSON lines, train the shipped model, evaluate it.
+"""``clearance guard``: score JSON lines, explain scores, train the shipped model, evaluate it.
 
 ``--config`` is optional for these commands: without it the built-in guard
 runs with the default thresholds.
@@ -79,6 +79,53 @@ def score_cmd(config_path: str | None, guard_name: str | None) -> None:
                 rec = {"error": result.error, "guard": result.guard}
             else:
                 rec = {"scores": result.scores, "flagged": list(result.flagged)}
+        except ValueError as e:
+            rec = {"error": str(e)}
+        out.write(orjson.dumps(rec) + b"\n")
+        out.flush()
+
+
+@guard.command("explain")
+@optional_config
+@click.option("--guard", "guard_name", default=None, help="Guard to use (default: the configured default).")
+@click.option("--top", type=click.IntRange(1, 200), default=10, show_default=True,
+              help="N-grams listed per category and direction.")
+def explain_cmd(config_path: str | None, guard_name: str | None, top: int) -> None:
+    """Explain scores of JSON lines from stdin: the text, passage and n-grams behind each category's score.
+
+    Reads what ``guard score`` reads and writes its scores and flags, plus per
+    category where the score came from (which text, or the whole conversation;
+    which window or paragraph) and the n-grams that raised and lowered it most.
+    Works with built-in (linear) guards.
+    """
+    from clearance.guard.explain import explain
+    from clearance.guard.linear import LinearGuard
+    from clearance.guard.loader import build_guard
+
+    settings, config_dir = _settings(config_path)
+    name = guard_name or settings.default
+    try:
+        g = build_guard(name, settings, config_dir)
+    except (KeyError, OSError, ValueError) as e:
+        raise click.ClickException(f"cannot load guard: {e}") from None
+    if not isinstance(g, LinearGuard):
+        raise click.ClickException(f"guard {name!r} is remote; only built-in guards can be explained")
+    out = sys.stdout.buffer
+    inp = sys.stdin.buffer
+    while True:
+        line = inp.readline()
+        if not line:
+            break
+        if not line.strip():
+            continue
+        try:
+            texts = _texts(line)
+            result = g.score(texts)
+            if result.error:
+                rec = {"error": result.error, "guard": result.guard}
+            else:
+                rec = {"scores": result.scores, "flagged": list(result.flagged),
+                       "explanations": {c: e.to_dict() for c, e in explain(g, texts, top).items()}}
         except ValueError as e:
             rec = {"error": str(e)}
         out.write(orjson.dumps(rec) + b"\n")

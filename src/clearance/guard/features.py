@@ -119,6 +119,21 @@ def grams_numpy(norm: str, bits: int) -> Grams:
     if n == 0:
         e = np.zeros(0, dtype=np.int64)
         return Grams(e, e, e, e, 0)
+    (ci, cp, _), (wi, wp, _) = all_grams(norm, bits)
+    wi, wp = _first(wi, wp, bits)
+    ci, cp = _first(ci, cp, bits)
+    return Grams(ci, cp, wi, wp, n)
+
+
+def all_grams(norm: str, bits: int) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], ...]:
+    """Every n-gram of a normalised text before de-duplication, as ``(bucket, start, length)``
+    arrays: the character 3-, 4- and 5-grams, then the word 1- and 2-grams (a bigram's length
+    runs from its first word's start to its second word's end).  ``grams`` keeps the first
+    occurrence of each bucket; ``explain`` uses the lengths to show what each one was."""
+    n = len(norm)
+    e = np.zeros(0, dtype=np.int64)
+    if n == 0:
+        return (e, e, e), (e, e, e)
     c = np.frombuffer(norm.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
     c[(c >= 49) & (c <= 57)] = 48  # ASCII digits 1-9 fold to 0
     _POWERS.ensure(n + 1)
@@ -126,12 +141,13 @@ def grams_numpy(norm: str, bits: int) -> Grams:
     with np.errstate(over="ignore"):
         g = np.zeros(n + 1, dtype=np.uint64)
         np.cumsum(c * inv[:n], dtype=np.uint64, out=g[1:])
-        cidx, cpos = [], []
+        cidx, cpos, clen = [], [], []
         for k in CHAR_NS:
             if n >= k:
                 h = (g[k:] - g[: n + 1 - k]) * pw[: n + 1 - k]
                 cidx.append(_bucket(h, k, bits))
                 cpos.append(np.arange(n + 1 - k, dtype=np.int64))
+                clen.append(np.full(n + 1 - k, k, dtype=np.int64))
         isword = np.ones(n, dtype=bool)
         small = c < 128
         isword[small] = _WORD_TABLE[c[small].astype(np.intp)]
@@ -141,15 +157,14 @@ def grams_numpy(norm: str, bits: int) -> Grams:
         wh = (g[ends] - g[starts]) * pw[starts]
         widx = [_bucket(wh, int(_WORD_SALT), bits)]
         wpos = [starts]
+        wlen = [ends - starts]
         if len(wh) > 1:
             bh = wh[:-1] * _BIGRAM_MUL + wh[1:]
             widx.append(_bucket(bh, int(_WORD_SALT) + 7, bits))
             wpos.append(starts[:-1])
-    e = np.zeros(0, dtype=np.int64)
-    ci, cp = (np.concatenate(cidx), np.concatenate(cpos)) if cidx else (e, e)
-    wi, wp = _first(np.concatenate(widx), np.concatenate(wpos), bits)
-    ci, cp = _first(ci, cp, bits)
-    return Grams(ci, cp, wi, wp, n)
+            wlen.append(ends[1:] - starts[:-1])
+    chars = (np.concatenate(cidx), np.concatenate(cpos), np.concatenate(clen)) if cidx else (e, e, e)
+    return chars, (np.concatenate(widx), np.concatenate(wpos), np.concatenate(wlen))
 
 
 _SCRATCH = threading.local()
@@ -166,13 +181,18 @@ def _first(idx: np.ndarray, pos: np.ndarray, bits: int) -> tuple[np.ndarray, np.
     """
     if len(idx) == 0:
         return idx, pos
+    keep = first_mask(idx, pos, bits)
+    return idx[keep], pos[keep]
+
+
+def first_mask(idx: np.ndarray, pos: np.ndarray, bits: int) -> np.ndarray:
+    """Which of the n-grams ``_first`` keeps (a boolean mask over ``idx``)."""
     table = getattr(_SCRATCH, "table", None)
     if table is None or len(table) != 1 << bits:
         # int32 positions (texts are capped far below 2**31 characters): half the memory traffic.
         table = _SCRATCH.table = np.empty(1 << bits, dtype=np.int32)
     table[idx[::-1]] = pos[::-1]
-    keep = table[idx] == pos
-    return idx[keep], pos[keep]
+    return table[idx] == pos
 
 
 # The same n-grams for a text scored as one window, in far fewer numpy calls.

@@ -1,0 +1,161 @@
+"""Why the built-in guard gave a text its scores: the part, the passage and the n-grams.
+
+A category's score is the maximum over several views of the input (each text,
+their concatenation when there are several, and every window and paragraph of
+each), and each view's logit is the bias plus, for character and for word
+n-grams separately, the sum of the n-grams' weights divided by the square root
+of their count (``model.py``).  ``explain`` finds the view that set the score
+and lists the n-grams that pushed it up and down the most, with the share each
+one added to the logit, so that a security engineer triaging a false positive
+(or a miss) sees what the classifier reacted to.  The contributions add up to
+the logit the gateway computed; the tests hold them to that.
+
+This is a diagnostic path in numpy, far slower than scoring; the gateway
+never calls it.  ``clearance guard explain`` reads the same JSON lines as
+``clearance guard score``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from clearance.guard import features
+from clearance.guard.linear import CONVERSATION_OFFSET, LinearGuard
+from clearance.guard.model import WINDOWS, LinearModel, sigmoid
+
+EXCERPT_CHARS = 300
+
+
+@dataclass(frozen=True)
+class Contribution:
+    """One n-gram of the deciding passage and what it added to the logit."""
+
+    ngram: str
+    kind: str  # "chars" | "word" | "words"
+    start: int  # offset in the normalised text
+    value: float
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Where one category's score came from."""
+
+    category: str
+    score: float
+    logit: float
+    bias: float
+    offset: float  # subtracted from a concatenation's logit (``CONVERSATION_OFFSET``), else 0
+    source: str  # "text" | "conversation"
+    index: int | None  # which text, for source "text"
+    span: tuple[int, int]  # the deciding window or paragraph, in the normalised text
+    passage: str  # that passage, normalised, cut to EXCERPT_CHARS
+    up: list[Contribution]
+    down: list[Contribution]
+
+    def to_dict(self) -> dict:
+        def c(x: Contribution) -> dict:
+            return {"ngram": x.ngram, "kind": x.kind, "start": x.start, "value": round(x.value, 4)}
+        return {
+            "score": round(self.score, 6), "logit": round(self.logit, 4), "bias": round(self.bias, 4),
+            "offset": self.offset, "source": self.source, "index": self.index,
+            "span": list(self.span), "passage": self.passage,
+            "up": [c(x) for x in self.up], "down": [c(x) for x in self.down],
+        }
+
+
+@dataclass(frozen=True)
+class _View:
+    """One text's n-grams as the scorer counts them, and its logit per category for each span."""
+
+    norm: str
+    spans: np.ndarray  # (spans, 2)
+    logits: np.ndarray  # (categories, spans), bias included
+    kinds: tuple[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], ...]  # (bucket, start, length, kind)
+
+
+def _view(model: LinearModel, text: str) -> _View | None:
+    norm = features.normalise(text)
+    if not norm:
+        return None
+    n = len(norm)
+    segs = features.paragraphs(text, n)
+    if n <= WINDOWS[-1][0] and not segs:
+        spans = np.array([[0, n]], dtype=np.int64)
+    else:
+        spans = model._spans(n, segs)
+    (ci, cp, cl), (wi, wp, wl) = features.all_grams(norm, model.bits)
+    u = (len(wi) + 1) // 2  # the word unigrams come first, then one bigram fewer
+    wk = np.where(np.arange(len(wi)) < u, "word", "words")
+    kinds = []
+    for idx, pos, length, label in ((ci, cp, cl, np.full(len(ci), "chars")), (wi, wp, wl, wk)):
+        keep = features.first_mask(idx, pos, model.bits) if len(idx) else np.zeros(0, bool)
+        kinds.append((idx[keep], pos[keep], length[keep], label[keep]))
+    # Each span's sums from per-position cumulative sums, as ``LinearModel._span_logits`` does.
+    k = len(model.categories)
+    s, e = spans[:, 0], spans[:, 1]
+    logits = np.repeat(model.b[:, None].astype(np.float64), len(spans), axis=1)
+    for idx, pos, _, _ in kinds:
+        if not len(idx):
+            continue
+        wg = model.w.take(idx, axis=1).astype(np.float64)
+        csum = np.zeros((k, n + 1))
+        for j in range(k):
+            csum[j, 1:] = np.cumsum(np.bincount(pos, weights=wg[j], minlength=n))
+        ccnt = np.zeros(n + 1)
+        ccnt[1:] = np.cumsum(np.bincount(pos, minlength=n))
+        logits += (csum[:, e] - csum[:, s]) / np.sqrt(np.maximum(ccnt[e] - ccnt[s], 1.0))
+    return _View(norm, spans, logits, tuple(kinds))
+
+
+def _contributions(model: LinearModel, view: _View, cat: int, span: tuple[int, int]) -> list[Contribution]:
+    s, e = span
+    out = []
+    for idx, pos, length, label in view.kinds:
+        inside = (pos >= s) & (pos < e)
+        if not inside.any():
+            continue
+        scale = 1.0 / math.sqrt(int(inside.sum()))
+        for b, p, n, kind in zip(idx[inside].tolist(), pos[inside].tolist(), length[inside].tolist(),
+                                 label[inside].tolist()):
+            out.append(Contribution(view.norm[p:p + n], kind, p, float(model.w[cat, b]) * scale))
+    return out
+
+
+def explain(guard: LinearGuard, texts: list[str], top: int = 10) -> dict[str, Explanation]:
+    """For each category, the view of ``texts`` that set its score and its strongest n-grams.
+
+    ``texts`` are what the gateway screens for one request (``LinearGuard.score``);
+    blank ones are skipped as there.  An empty input explains nothing.
+    """
+    model = guard.model
+    parts = [t for t in texts if t and t.strip()]
+    views: list[tuple[str, int | None, float, _View]] = []
+    for i, t in enumerate(parts):
+        v = _view(model, t)
+        if v is not None:
+            views.append(("text", i, 0.0, v))
+    if len(parts) > 1:
+        v = _view(model, "\n\n".join(parts))
+        if v is not None:
+            views.append(("conversation", None, CONVERSATION_OFFSET, v))
+    out: dict[str, Explanation] = {}
+    for c, cat in enumerate(model.categories):
+        best = None
+        for source, index, offset, v in views:
+            j = int(np.argmax(v.logits[c]))
+            z = float(v.logits[c, j]) - offset
+            if best is None or z > best[0]:
+                best = (z, source, index, offset, v, j)
+        if best is None:
+            continue
+        z, source, index, offset, v, j = best
+        span = (int(v.spans[j, 0]), int(v.spans[j, 1]))
+        contribs = _contributions(model, v, c, span)
+        up = sorted((x for x in contribs if x.value > 0), key=lambda x: -x.value)[:top]
+        down = sorted((x for x in contribs if x.value < 0), key=lambda x: x.value)[:top]
+        out[cat] = Explanation(cat, sigmoid(z), z, float(model.b[c]), offset, source, index, span,
+                               v.norm[span[0]:span[1]][:EXCERPT_CHARS], up, down)
+    return out
