@@ -64,3 +64,19 @@ def test_streaming_runs_report_time_to_first_byte(result: dict) -> None:
     streams = [r for r in result["runs"] if r["mode"] == "stream"]
     assert streams and all(r["ttfb_p50_ms"] is not None and r["added_ttfb_p50_ms"] is not None for r in streams)
     assert set(result["max_sustained_rps"]) == {"direct", "clearance"}
+
+
+def test_stage_timing_records_every_stage_of_every_request() -> None:
+    """``bench/stage_timing.py`` wraps the gateway's stages from outside its code; each one is seen."""
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "stage_timing.py"), "--rate", "50", "--duration", "1", "--warmup", "0.5"],
+        capture_output=True, text=True, timeout=300, cwd=REPO,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout)
+    assert out["errors"] == 0 and out["requests"] >= 40
+    stages = out["stages"]
+    assert set(stages) == {"admit", "upstream", "audit_wait", "audit_commit"}
+    for name in ("admit", "upstream", "audit_wait"):  # one call per request (the warm-up was cleared)
+        assert stages[name]["calls"] == out["requests"], (name, stages[name])
+    assert 1 <= stages["audit_commit"]["calls"] <= out["requests"]  # batches of one or more entries

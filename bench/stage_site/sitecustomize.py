@@ -1,0 +1,70 @@
+"""Stage timers for ``bench/stage_timing.py``; inert unless ``CLEARANCE_STAGE_TIMING`` names an output file.
+
+That benchmark puts this folder first on the gateway's ``PYTHONPATH``, so
+Python imports this module at start-up, before ``clearance serve`` builds the
+app.  It wraps, without changing the gateway's code, the functions that bound
+each stage of a non-streaming request, and records how long each call took:
+
+- ``admit``: ``pipeline.admit`` (identity, guard, policy; the body is read before it);
+- ``upstream``: ``Router.complete`` (the upstream call, fallbacks included);
+- ``audit_wait``: ``pipeline.record`` (encode the entry, queue it, wait for its commit);
+- ``audit_commit``: ``AuditLog._commit_and_resolve`` on the writer thread (one batch's transaction).
+
+``SIGUSR2`` clears what was recorded (after the warm-up); ``SIGUSR1`` writes it
+as JSON (nanoseconds per call, per stage) to the file.
+"""
+
+from __future__ import annotations
+
+import os
+
+_OUT = os.environ.get("CLEARANCE_STAGE_TIMING")
+
+if _OUT:
+    import functools
+    import json
+    import signal
+    import time
+
+    from clearance import pipeline
+    from clearance.audit.log import AuditLog
+    from clearance.routing.router import Router
+
+    _now = time.perf_counter_ns
+    _T: dict[str, list[int]] = {"admit": [], "upstream": [], "audit_wait": [], "audit_commit": []}
+
+    def _timed(name, fn):
+        @functools.wraps(fn)
+        async def wrapper(*args, **kwargs):
+            t = _now()
+            try:
+                return await fn(*args, **kwargs)
+            finally:
+                _T[name].append(_now() - t)
+        return wrapper
+
+    def _timed_sync(name, fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            t = _now()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                _T[name].append(_now() - t)
+        return wrapper
+
+    pipeline.admit = _timed("admit", pipeline.admit)
+    pipeline.record = _timed("audit_wait", pipeline.record)
+    Router.complete = _timed("upstream", Router.complete)
+    AuditLog._commit_and_resolve = _timed_sync("audit_commit", AuditLog._commit_and_resolve)
+
+    def _dump(*_):
+        with open(_OUT, "w") as f:
+            json.dump({k: list(v) for k, v in _T.items()}, f)
+
+    def _clear(*_):
+        for v in _T.values():
+            v.clear()
+
+    signal.signal(signal.SIGUSR1, _dump)
+    signal.signal(signal.SIGUSR2, _clear)
