@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 import orjson
 
 from clearance.cli import open_config
-from clearance.guard.base import message_texts
+from clearance.guard.base import Guard, message_texts
 from clearance.guard.settings import GuardSettings
+from clearance.types import GuardScores
 
 optional_config = click.option(
     "--config", "config_path", required=False, default=None, type=click.Path(dir_okay=False),
@@ -53,18 +55,19 @@ def guard() -> None:
     """Screen prompts with the guard classifier; train and evaluate it."""
 
 
-@guard.command("score")
-@optional_config
-@click.option("--guard", "guard_name", default=None, help="Guard to use (default: the configured default).")
-def score_cmd(config_path: str | None, guard_name: str | None) -> None:
-    """Score JSON lines from stdin: {"text": ...} or {"messages": [...]}; one JSON line out each."""
+def _load(config_path: str | None, guard_name: str | None) -> Guard:
     from clearance.guard.loader import build_guard
 
     settings, config_dir = _settings(config_path)
     try:
-        g = build_guard(guard_name or settings.default, settings, config_dir)
+        return build_guard(guard_name or settings.default, settings, config_dir)
     except (KeyError, OSError, ValueError) as e:
         raise click.ClickException(f"cannot load guard: {e}") from None
+
+
+def _each_line(answer: Callable[[list[str]], dict]) -> None:
+    """Stream JSON lines from stdin to stdout: one answer per input line, flushed at once.
+    A bad line gets ``{"error": ...}`` and the next line is read."""
     out = sys.stdout.buffer
     inp = sys.stdin.buffer
     while True:
@@ -74,15 +77,26 @@ def score_cmd(config_path: str | None, guard_name: str | None) -> None:
         if not line.strip():
             continue
         try:
-            result = g.score(_texts(line))
-            if result.error:
-                rec = {"error": result.error, "guard": result.guard}
-            else:
-                rec = {"scores": result.scores, "flagged": list(result.flagged)}
+            rec = answer(_texts(line))
         except ValueError as e:
             rec = {"error": str(e)}
         out.write(orjson.dumps(rec) + b"\n")
         out.flush()
+
+
+def _scored(result: GuardScores) -> dict:
+    if result.error:
+        return {"error": result.error, "guard": result.guard}
+    return {"scores": result.scores, "flagged": list(result.flagged)}
+
+
+@guard.command("score")
+@optional_config
+@click.option("--guard", "guard_name", default=None, help="Guard to use (default: the configured default).")
+def score_cmd(config_path: str | None, guard_name: str | None) -> None:
+    """Score JSON lines from stdin: {"text": ...} or {"messages": [...]}; one JSON line out each."""
+    g = _load(config_path, guard_name)
+    _each_line(lambda texts: _scored(g.score(texts)))
 
 
 @guard.command("explain")
@@ -100,36 +114,18 @@ def explain_cmd(config_path: str | None, guard_name: str | None, top: int) -> No
     """
     from clearance.guard.explain import explain
     from clearance.guard.linear import LinearGuard
-    from clearance.guard.loader import build_guard
 
-    settings, config_dir = _settings(config_path)
-    name = guard_name or settings.default
-    try:
-        g = build_guard(name, settings, config_dir)
-    except (KeyError, OSError, ValueError) as e:
-        raise click.ClickException(f"cannot load guard: {e}") from None
+    g = _load(config_path, guard_name)
     if not isinstance(g, LinearGuard):
-        raise click.ClickException(f"guard {name!r} is remote; only built-in guards can be explained")
-    out = sys.stdout.buffer
-    inp = sys.stdin.buffer
-    while True:
-        line = inp.readline()
-        if not line:
-            break
-        if not line.strip():
-            continue
-        try:
-            texts = _texts(line)
-            result = g.score(texts)
-            if result.error:
-                rec = {"error": result.error, "guard": result.guard}
-            else:
-                rec = {"scores": result.scores, "flagged": list(result.flagged),
-                       "explanations": {c: e.to_dict() for c, e in explain(g, texts, top).items()}}
-        except ValueError as e:
-            rec = {"error": str(e)}
-        out.write(orjson.dumps(rec) + b"\n")
-        out.flush()
+        raise click.ClickException(f"guard {g.name!r} is remote; only built-in guards can be explained")
+
+    def answer(texts: list[str]) -> dict:
+        rec = _scored(g.score(texts))
+        if "error" not in rec:
+            rec["explanations"] = {c: e.to_dict() for c, e in explain(g, texts, top).items()}
+        return rec
+
+    _each_line(answer)
 
 
 @guard.command("train")

@@ -93,20 +93,7 @@ def _view(model: LinearModel, text: str) -> _View | None:
     for idx, pos, length, label in ((ci, cp, cl, np.full(len(ci), "chars")), (wi, wp, wl, wk)):
         keep = features.first_mask(idx, pos, model.bits) if len(idx) else np.zeros(0, bool)
         kinds.append((idx[keep], pos[keep], length[keep], label[keep]))
-    # Each span's sums from per-position cumulative sums, as ``LinearModel._span_logits`` does.
-    k = len(model.categories)
-    s, e = spans[:, 0], spans[:, 1]
-    logits = np.repeat(model.b[:, None].astype(np.float64), len(spans), axis=1)
-    for idx, pos, _, _ in kinds:
-        if not len(idx):
-            continue
-        wg = model.w.take(idx, axis=1).astype(np.float64)
-        csum = np.zeros((k, n + 1))
-        for j in range(k):
-            csum[j, 1:] = np.cumsum(np.bincount(pos, weights=wg[j], minlength=n))
-        ccnt = np.zeros(n + 1)
-        ccnt[1:] = np.cumsum(np.bincount(pos, minlength=n))
-        logits += (csum[:, e] - csum[:, s]) / np.sqrt(np.maximum(ccnt[e] - ccnt[s], 1.0))
+    logits = model.span_sums(norm, spans) + model.b[:, None]
     return _View(norm, spans, logits, tuple(kinds))
 
 

@@ -92,7 +92,11 @@ class LinearModel:
         return total
 
     def _span_logits(self, norm: str, spans: np.ndarray) -> np.ndarray:
-        """The maximum over ``spans`` of each span's logits, with numpy: per-position
+        """The maximum over ``spans`` of each span's logits, with numpy."""
+        return np.max(self.span_sums(norm, spans), axis=1) + self.b
+
+    def span_sums(self, norm: str, spans: np.ndarray) -> np.ndarray:
+        """Each span's logits without the bias, (categories, spans), with numpy: per-position
         cumulative sums of the n-grams' weights and counts, one pass per kind."""
         g = features.grams(norm, self.bits)
         n, k = len(norm), len(self.categories)
@@ -108,7 +112,7 @@ class LinearModel:
             ccnt = np.zeros(n + 1)
             ccnt[1:] = np.cumsum(np.bincount(pos, minlength=n))
             total += (csum[:, e] - csum[:, s]) / np.sqrt(np.maximum(ccnt[e] - ccnt[s], 1.0))
-        return np.max(total, axis=1) + self.b
+        return total
 
     @staticmethod
     def _spans(n: int, segs: list[tuple[int, int]]) -> np.ndarray:
