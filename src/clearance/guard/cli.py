@@ -33,12 +33,37 @@ def _settings(config_path: str | None) -> tuple[GuardSettings, Path | None]:
 
 
 def _texts(line: bytes) -> list[str]:
+    return _texts_of(_object(line))
+
+
+def _object(line: bytes) -> dict:
     try:
         obj = orjson.loads(line)
     except orjson.JSONDecodeError as e:
         raise ValueError(f"invalid JSON: {e}") from None
     if not isinstance(obj, dict):
         raise ValueError('each line must be an object with "text" or "messages"')
+    return obj
+
+
+def _labels(obj: dict) -> dict[str, int]:
+    """A labelled line's ``"labels"``: 0 or 1 (or false/true) for one or more categories."""
+    from clearance.guard.dataset import CATEGORIES
+
+    labels = obj.get("labels")
+    if not isinstance(labels, dict) or not labels:
+        raise ValueError(f'each line needs "labels": an object giving 0 or 1 for any of {", ".join(CATEGORIES)}')
+    out = {}
+    for cat, v in labels.items():
+        if cat not in CATEGORIES:
+            raise ValueError(f"unknown category {cat!r}; categories: {', '.join(CATEGORIES)}")
+        if v not in (0, 1) or isinstance(v, float):
+            raise ValueError(f"label of {cat!r} must be 0 or 1 (or false or true)")
+        out[cat] = int(v)
+    return out
+
+
+def _texts_of(obj: dict) -> list[str]:
     if "text" in obj:
         if not isinstance(obj["text"], str):
             raise ValueError('"text" must be a string')
@@ -145,9 +170,25 @@ def train_cmd(out_dir: str | None, seed: int) -> None:
 @click.option("--model-dir", type=click.Path(file_okay=False, exists=True), default=None,
               help="Evaluate a model trained with --out instead of the shipped one.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--data", "data", type=click.File("rb"), default=None,
+              help='Your own labelled JSON lines instead of the held-out split ("-" for stdin): '
+                   '{"text" or "messages", "labels": {"jailbreak": 0 or 1, ...}}.')
+@click.option("--guard", "guard_name", default=None, help="With --data: the guard to evaluate (default: the configured default).")
+@click.option("--target-fpr", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.01,
+              show_default=True, help="With --data: the false-positive rate to suggest thresholds for.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def eval_cmd(config_path: str | None, model_dir: str | None, seed: int, as_json: bool) -> None:
-    """Quality on the family-held-out test split and the benign contrast set."""
+def eval_cmd(config_path: str | None, model_dir: str | None, seed: int, data, guard_name: str | None,
+             target_fpr: float, as_json: bool) -> None:
+    """Quality on the family-held-out test split and the benign contrast set, or on your own labelled data.
+
+    With --data, every line is screened as the gateway screens a request (all
+    its texts together) and, per category, the report gives AUROC, the TPR and
+    the threshold at --target-fpr on your negatives, the TPR/FPR at the
+    configured threshold, and the worst false positives and misses by line.
+    """
+    if data is not None:
+        _eval_labelled(config_path, model_dir, guard_name, data, target_fpr, as_json)
+        return
     from clearance.guard.evaluate import evaluate
     from clearance.guard.linear import LinearGuard
     from clearance.guard.model import MODEL_DIR, LinearModel
@@ -182,6 +223,68 @@ def eval_cmd(config_path: str | None, model_dir: str | None, seed: int, as_json:
         click.echo(_quality_row(cat, r))
     click.echo("  flagged by kind: " + ", ".join(f"{k} {v['flagged']}/{v['conversations']}"
                                                 for k, v in conv["flagged_by_kind"].items()))
+
+
+def _eval_labelled(config_path: str | None, model_dir: str | None, guard_name: str | None, data,
+                   target_fpr: float, as_json: bool) -> None:
+    from clearance.guard.evaluate import evaluate_labelled
+    from clearance.guard.linear import LinearGuard
+    from clearance.guard.model import LinearModel
+
+    if model_dir:
+        settings, _ = _settings(config_path)
+        try:
+            g: Guard = LinearGuard(LinearModel.load(Path(model_dir)), settings.thresholds, cache_entries=0)
+        except (OSError, ValueError, KeyError) as e:
+            raise click.ClickException(f"cannot load model: {e}") from None
+        thresholds = settings.thresholds
+    else:
+        g = _load(config_path, guard_name)
+        thresholds = getattr(g, "thresholds", None) or _settings(config_path)[0].thresholds
+    scored, skipped, failed = [], [], []
+    for n, line in enumerate(data, 1):
+        if not line.strip():
+            continue
+        try:
+            obj = _object(line)
+            texts, labels = _texts_of(obj), _labels(obj)
+        except ValueError as e:
+            skipped.append({"line": n, "error": str(e)})
+            continue
+        result = g.score(texts)
+        if result.error:  # the gateway would refuse such a request (fail closed); it is not scored here
+            failed.append({"line": n, "error": result.error})
+            continue
+        scored.append((n, "\n\n".join(texts), result.scores, labels))
+    report = evaluate_labelled(scored, thresholds, target_fpr)
+    report["skipped_lines"] = skipped
+    report["guard_errors"] = failed
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    click.echo(f"labelled examples: {report['examples']} scored, {len(skipped)} lines skipped, "
+               f"{len(failed)} guard errors")
+    for e in (skipped + failed)[:5]:
+        click.echo(f"  line {e['line']}: {e['error']}")
+    pct = f"{target_fpr * 100:g}%"
+    click.echo(f"{'category':<15}{'pos':>6}{'neg':>6}{'AUROC':>8}{'TPR@' + pct + 'FPR':>12}{'thr@' + pct:>9}"
+               f"{'thr':>6}{'TPR':>7}{'FPR':>7}")
+
+    def num(v: float | None, width: int) -> str:
+        return f"{'-':>{width}}" if v is None else f"{v:>{width}.3f}"
+    for cat, r in report["categories"].items():
+        click.echo(f"{cat:<15}{r['positives']:>6}{r['negatives']:>6}{num(r['auroc'], 8)}"
+                   f"{num(r['tpr_at_target_fpr'], 12)}{num(r['threshold_for_target_fpr'], 9)}"
+                   f"{r['threshold']:>6.2f}{num(r['tpr_at_threshold'], 7)}{num(r['fpr_at_threshold'], 7)}")
+    for cat, r in report["categories"].items():
+        for what, rows in (("false positive", r["false_positives"]), ("missed", r["missed"])):
+            for x in rows:
+                click.echo(f"  {cat} {what} (line {x['line']}, {x['score']:.3f}): {x['text']!r}")
+        if "note" in r:
+            click.echo(f"  {cat}: no threshold suggested ({r['note']})")
+        elif r["positives"]:
+            click.echo(f"  {cat}: to flag at most {pct} of these negatives, set guard.thresholds.{cat}: "
+                       f"{r['threshold_for_target_fpr']} (TPR {r['tpr_at_suggested']:.3f}, FPR {r['fpr_at_suggested']:.3f})")
 
 
 _HEADER = f"{'category':<15}{'pos':>6}{'neg':>6}{'AUROC':>8}{'TPR@1%FPR':>11}{'thr':>6}{'TPR':>7}{'FPR':>7}"

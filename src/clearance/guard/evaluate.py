@@ -6,10 +6,15 @@ examples were flagged; plus the false-positive rate on the benign contrast
 set (prompts that sound alarming but are fine).  With a conversation scorer,
 the same for multi-message conversations built from the held-out families'
 rows (``conversations.py``), and how many of each kind were flagged.
+
+``evaluate_labelled`` does the same for an operator's own labelled traffic
+(``clearance guard eval --data``) and suggests the threshold that keeps the
+false-positive rate on their negatives at a target.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -119,4 +124,59 @@ def evaluate(score: Callable[[str], dict[str, float]], thresholds: dict[str, flo
         held_out = [r for r in load_rows() if r.family in TEST_FAMILIES]
         report["conversations"] = evaluate_conversations(
             score_conversation, thresholds, conversations(held_out, seed + 1, CONVERSATIONS))
+    return report
+
+
+# -- an operator's own labelled data -------------------------------------------
+
+EXCERPT = 100  # characters of a text shown among a report's errors
+
+
+def threshold_for_fpr(neg: np.ndarray, fpr: float) -> float | None:
+    """The lowest threshold, rounded up to four decimals, that flags at most ``fpr`` of ``neg``
+    (a score flags when it is at or above the threshold); None without negatives."""
+    if not len(neg):
+        return None
+    desc = np.sort(neg)[::-1]
+    k = int(np.floor(fpr * len(desc)))
+    if k >= len(desc):
+        return 0.0
+    # Just above the (k+1)-th highest negative, so at most k negatives reach it.
+    return float(np.ceil(np.nextafter(desc[k], np.inf) * 10_000) / 10_000)
+
+
+def evaluate_labelled(scored: list[tuple[int, str, dict[str, float], dict[str, int]]],
+                      thresholds: dict[str, float], target_fpr: float = 0.01, show: int = 5) -> dict:
+    """Quality on labelled examples: ``(line number, text, scores, labels)``, labels 0/1 per category.
+
+    Per category, over the examples labelled for it: AUROC, the TPR at
+    ``target_fpr`` and the threshold that keeps the FPR there, the TPR/FPR at
+    the configured threshold, and the ``show`` highest-scoring negatives and
+    lowest-scoring positives on the wrong side of it (line, score, excerpt).
+    No threshold is suggested from fewer than ``1 / target_fpr`` negatives.
+    """
+    report: dict = {"examples": len(scored), "target_fpr": target_fpr, "categories": {}}
+    for cat in CATEGORIES:
+        rows = [(line, text, s.get(cat, 0.0), labels[cat]) for line, text, s, labels in scored if cat in labels]
+        y = np.array([r[3] for r in rows], dtype=np.int64)
+        s = np.array([r[2] for r in rows], dtype=np.float64)
+        thr = thresholds.get(cat, 0.5)
+        # Below 1/target negatives the target rate cannot be told apart from zero: suggest nothing.
+        enough = int((y == 0).sum()) >= math.ceil(1 / target_fpr - 1e-9)
+        suggested = threshold_for_fpr(s[y == 0], target_fpr) if enough else None
+        out = _quality(y, s, thr)
+        out.pop("tpr_at_1pct_fpr")
+        out["tpr_at_target_fpr"] = _num(tpr_at_fpr(y, s, target_fpr)) if len(y) else None
+        out["threshold_for_target_fpr"] = suggested
+        if suggested is not None:
+            out["tpr_at_suggested"] = _rate(s[y == 1] >= suggested)
+            out["fpr_at_suggested"] = _rate(s[y == 0] >= suggested)
+        else:
+            out["note"] = (f"{int((y == 0).sum())} negatives: at least {math.ceil(1 / target_fpr - 1e-9)} "
+                           f"are needed to place a threshold at {target_fpr:g} false-positive rate")
+        fps = sorted((r for r in rows if not r[3] and r[2] >= thr), key=lambda r: -r[2])[:show]
+        misses = sorted((r for r in rows if r[3] and r[2] < thr), key=lambda r: r[2])[:show]
+        out["false_positives"] = [{"line": r[0], "score": round(r[2], 4), "text": r[1][:EXCERPT]} for r in fps]
+        out["missed"] = [{"line": r[0], "score": round(r[2], 4), "text": r[1][:EXCERPT]} for r in misses]
+        report["categories"][cat] = out
     return report
