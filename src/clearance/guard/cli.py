@@ -270,11 +270,11 @@ def _eval_labelled(config_path: str | None, model_dir: str | None, guard_name: s
     click.echo(f"{'category':<15}{'pos':>6}{'neg':>6}{'AUROC':>8}{'TPR@' + pct + 'FPR':>12}{'thr@' + pct:>9}"
                f"{'thr':>6}{'TPR':>7}{'FPR':>7}")
 
-    def num(v: float | None, width: int) -> str:
-        return f"{'-':>{width}}" if v is None else f"{v:>{width}.3f}"
+    def num(v: float | None, width: int, places: int = 3) -> str:
+        return f"{'-':>{width}}" if v is None else f"{v:>{width}.{places}f}"
     for cat, r in report["categories"].items():
         click.echo(f"{cat:<15}{r['positives']:>6}{r['negatives']:>6}{num(r['auroc'], 8)}"
-                   f"{num(r['tpr_at_target_fpr'], 12)}{num(r['threshold_for_target_fpr'], 9)}"
+                   f"{num(r['tpr_at_target_fpr'], 12)}{num(r['threshold_for_target_fpr'], 9, 4)}"
                    f"{r['threshold']:>6.2f}{num(r['tpr_at_threshold'], 7)}{num(r['fpr_at_threshold'], 7)}")
     for cat, r in report["categories"].items():
         for what, rows in (("false positive", r["false_positives"]), ("missed", r["missed"])):
