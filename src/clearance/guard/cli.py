@@ -157,12 +157,15 @@ def explain_cmd(config_path: str | None, guard_name: str | None, top: int) -> No
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Where to write the model (default: the package's guard/model/).")
 @click.option("--seed", type=int, default=0, show_default=True)
-def train_cmd(out_dir: str | None, seed: int) -> None:
+@click.option("--bags", type=click.IntRange(1, 50), default=None,
+              help="Members averaged into the model (default: the shipped recipe's).")
+def train_cmd(out_dir: str | None, seed: int, bags: int | None) -> None:
     """Rebuild the built-in classifier from the recorded data, offline and deterministically."""
     from clearance.guard.model import MODEL_DIR
-    from clearance.guard.train import train
+    from clearance.guard.train import BAGS, train
 
-    train(Path(out_dir) if out_dir else MODEL_DIR, seed=seed, log=lambda m: click.echo(m, err=True))
+    train(Path(out_dir) if out_dir else MODEL_DIR, seed=seed, bags=bags or BAGS,
+          log=lambda m: click.echo(m, err=True))
 
 
 @guard.command("eval")

@@ -1,7 +1,10 @@
 """Train the linear guard with numpy alone: logistic regression on hashed n-grams.
 
 Deterministic for a given seed and data: full-batch Adam on an L2-regularised,
-class-balanced logistic loss, one weight row per category.  Within the
+class-balanced logistic loss, one weight row per category; with ``bags``
+above one, fitted that many times on training sets whose composites (and
+calibration folds) are drawn with successive seeds, and averaged (still one
+linear model).  Within the
 positives every family weighs the same (``sample_weights``), so a few dozen
 hand-written prompts of one attack style count as much as the 648 in-the-wild
 jailbreaks; negatives weigh the same each.  After fitting,
@@ -29,6 +32,10 @@ L2 = 3e-5
 # Where the 0.5 point sits among the hand-written hard negatives' cross-fitted
 # margins (see docs/guard.md: at 1% the unseen contrast set saw about 4%).
 TARGET_FPR = 0.005
+# Members averaged into the model (``train``).  Five raised TPR at 1% FPR on both development splits,
+# but moved the calibrated 0.5 point far enough to change what the gateway blocks by default, so the
+# shipped model is still one member (docs/guard.md, "Averaged members").
+BAGS = 1
 HARD_BENIGN_PREFIX = "benign-hw-"
 
 
@@ -146,19 +153,26 @@ def _max_by_owner(values: np.ndarray, owners: np.ndarray) -> np.ndarray:
     return out
 
 
-def train(out_dir: Path = MODEL_DIR, seed: int = 0, target_fpr: float = TARGET_FPR,
-          log=print) -> LinearModel:
-    """Build the training set, fit every category, calibrate, and save the model."""
-    t0 = time.process_time()
+def _member(seed: int, log) -> tuple[dict[str, tuple[np.ndarray, float, dict]], dict]:
+    """One fit of the recipe on the training split drawn with ``seed`` (its composites and folds).
+
+    Per category: the weights, the bias, and the hard negatives' cross-fitted
+    margins per window, keyed by ``(example, window)`` so members can be averaged.
+    """
     split = family_split(seed)
     texts, owners = training_windows(split.train)
     x = featurise(texts)
     fams = np.array([o.family for o in owners])
-    owner_ids = np.array([id(o) for o in owners])
-    log(f"training windows: {len(texts)} from {len(split.train)} examples; "
+    log(f"seed {seed}: training windows: {len(texts)} from {len(split.train)} examples; "
         f"{split.dropped_near_duplicates} near-duplicates of test rows dropped")
+    # A window's key: its example's place in the split (the same rows come first for every seed) and
+    # its place among that example's windows.
+    place = {id(ex): i for i, ex in enumerate(split.train)}
+    keys, seen = [], {}
+    for o in owners:
+        seen[id(o)] = seen.get(id(o), -1) + 1
+        keys.append((place[id(o)], seen[id(o)]))
     dim = 1 << BITS
-    ws, bs, shifts = [], [], {}
     rng = np.random.default_rng(seed)
     uniq = np.unique(fams)
     fold_of_family = dict(zip(uniq, rng.integers(0, 2, len(uniq))))
@@ -166,6 +180,7 @@ def train(out_dir: Path = MODEL_DIR, seed: int = 0, target_fpr: float = TARGET_F
     # Hard negatives: hand-written benign prompts that sound alarming, defensive
     # security work, prompt engineering, fiction and system prompts.
     hard = np.array([f.startswith(HARD_BENIGN_PREFIX) for f in fams])
+    fits = {}
     for cat in CATEGORIES:
         y = np.array([o.label(cat) for o in owners], np.float64)
         # Cross-fitted benign margins, to place the 0.5 point at the target FPR.
@@ -174,23 +189,49 @@ def train(out_dir: Path = MODEL_DIR, seed: int = 0, target_fpr: float = TARGET_F
             tr, te = np.flatnonzero(fold != k), np.flatnonzero(fold == k)
             wk, bk = fit_logistic(_subset(x, tr), y[tr], dim, sample_weights(y[tr], fams[tr]))
             oof[te] = _margins(_subset(x, te), wk) + bk
+        sel = np.flatnonzero((y == 0) & hard & ~np.isnan(oof))
+        w, b = fit_logistic(x, y, dim, sample_weights(y, fams))
+        fits[cat] = (w, b, {keys[i]: float(oof[i]) for i in sel})
+        log(f"seed {seed}: {cat}: positives {int(y.sum())}, negatives {int(len(y) - y.sum())}")
+    info = {"train_examples": len(split.train), "train_windows": len(texts),
+            "dropped_near_duplicates": split.dropped_near_duplicates}
+    return fits, info
+
+
+def train(out_dir: Path = MODEL_DIR, seed: int = 0, target_fpr: float = TARGET_FPR, bags: int = BAGS,
+          log=print) -> LinearModel:
+    """Fit ``bags`` members (seeds ``seed`` to ``seed + bags - 1``), average them, calibrate, and save.
+
+    The members differ in the composites drawn for training and in the
+    calibration folds; the average of linear models is one linear model, so
+    scoring costs the same.  The 0.5 point is placed on the averaged model's
+    cross-fitted margins of the hard negatives (a window's margin under the
+    average is the average of the members' margins).
+    """
+    t0 = time.process_time()
+    members = [_member(seed + i, log) for i in range(bags)]
+    ws, bs, shifts = [], [], {}
+    for cat in CATEGORIES:
+        fits = [m[0][cat] for m in members]
+        w = np.mean([f[0].astype(np.float64) for f in fits], axis=0).astype(np.float32)
+        b = float(np.mean([f[1] for f in fits]))
+        common = sorted(set.intersection(*(set(f[2]) for f in fits)))
+        margins = np.array([np.mean([f[2][key] for f in fits]) for key in common])
         # The scorer takes the maximum over an example's windows and
         # paragraphs, so calibrate on each hard negative's maximum.
-        sel = (y == 0) & hard & ~np.isnan(oof)
-        neg = _max_by_owner(oof[sel], owner_ids[sel])
-        w, b = fit_logistic(x, y, dim, sample_weights(y, fams))
+        neg = _max_by_owner(margins, np.array([key[0] for key in common]))
         shift = float(np.quantile(neg, 1 - target_fpr))
         shifts[cat] = shift
         ws.append(w)
         bs.append(b - shift)
-        log(f"{cat}: positives {int(y.sum())}, negatives {int(len(y) - y.sum())}, bias shift {shift:.3f}")
+        log(f"{cat}: bias shift {shift:.3f} over {len(neg)} hard negatives")
     meta = {
-        "kind": "linear-hashed-ngrams", "bits": BITS, "l2": L2, "seed": seed, "target_fpr": target_fpr,
-        "positive_weights": "equal per family",
+        "kind": "linear-hashed-ngrams", "bits": BITS, "l2": L2, "seed": seed,
+        **({"bags": bags} if bags > 1 else {}),  # one member: the same file as before bagging existed
+        "target_fpr": target_fpr, "positive_weights": "equal per family",
         "char_ngrams": list(features.CHAR_NS), "word_ngrams": [1, 2], "windows": [list(w) for w in WINDOWS],
         "paragraph_min_chars": features.PARAGRAPH_MIN_CHARS,
-        "train_examples": len(split.train), "train_windows": len(texts),
-        "dropped_near_duplicates": split.dropped_near_duplicates, "bias_shift": shifts,
+        **members[0][1], "bias_shift": shifts,
     }
     model = LinearModel(CATEGORIES, np.stack(ws), np.array(bs), BITS, meta)
     path = model.save(out_dir)
