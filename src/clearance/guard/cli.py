@@ -81,9 +81,13 @@ def guard() -> None:
 
 
 def _load(config_path: str | None, guard_name: str | None) -> Guard:
+    settings, config_dir = _settings(config_path)
+    return _build(settings, config_dir, guard_name)
+
+
+def _build(settings: GuardSettings, config_dir: Path | None, guard_name: str | None) -> Guard:
     from clearance.guard.loader import build_guard
 
-    settings, config_dir = _settings(config_path)
     try:
         return build_guard(guard_name or settings.default, settings, config_dir)
     except (KeyError, OSError, ValueError) as e:
@@ -234,16 +238,14 @@ def _eval_labelled(config_path: str | None, model_dir: str | None, guard_name: s
     from clearance.guard.linear import LinearGuard
     from clearance.guard.model import LinearModel
 
+    settings, config_dir = _settings(config_path)
     if model_dir:
-        settings, _ = _settings(config_path)
         try:
             g: Guard = LinearGuard(LinearModel.load(Path(model_dir)), settings.thresholds, cache_entries=0)
         except (OSError, ValueError, KeyError) as e:
             raise click.ClickException(f"cannot load model: {e}") from None
-        thresholds = settings.thresholds
     else:
-        g = _load(config_path, guard_name)
-        thresholds = getattr(g, "thresholds", None) or _settings(config_path)[0].thresholds
+        g = _build(settings, config_dir, guard_name)
     scored, skipped, failed = [], [], []
     for n, line in enumerate(data, 1):
         if not line.strip():
@@ -259,7 +261,7 @@ def _eval_labelled(config_path: str | None, model_dir: str | None, guard_name: s
             failed.append({"line": n, "error": result.error})
             continue
         scored.append((n, "\n\n".join(texts), result.scores, labels))
-    report = evaluate_labelled(scored, thresholds, target_fpr)
+    report = evaluate_labelled(scored, settings.thresholds, target_fpr)
     report["skipped_lines"] = skipped
     report["guard_errors"] = failed
     if as_json:

@@ -156,23 +156,24 @@ def evaluate_labelled(scored: list[tuple[int, str, dict[str, float], dict[str, i
     No threshold is suggested from fewer than ``1 / target_fpr`` negatives.
     """
     report: dict = {"examples": len(scored), "target_fpr": target_fpr, "categories": {}}
+    # Below 1/target negatives the target rate cannot be told apart from zero: suggest nothing.
+    min_negatives = math.ceil(1 / target_fpr - 1e-9)
     for cat in CATEGORIES:
         rows = [(line, text, s.get(cat, 0.0), labels[cat]) for line, text, s, labels in scored if cat in labels]
         y = np.array([r[3] for r in rows], dtype=np.int64)
         s = np.array([r[2] for r in rows], dtype=np.float64)
         thr = thresholds.get(cat, 0.5)
-        # Below 1/target negatives the target rate cannot be told apart from zero: suggest nothing.
-        enough = int((y == 0).sum()) >= math.ceil(1 / target_fpr - 1e-9)
-        suggested = threshold_for_fpr(s[y == 0], target_fpr) if enough else None
+        negatives = int((y == 0).sum())
+        suggested = threshold_for_fpr(s[y == 0], target_fpr) if negatives >= min_negatives else None
         out = _quality(y, s, thr)
         out.pop("tpr_at_1pct_fpr")
-        out["tpr_at_target_fpr"] = _num(tpr_at_fpr(y, s, target_fpr)) if len(y) else None
+        out["tpr_at_target_fpr"] = _num(tpr_at_fpr(y, s, target_fpr))
         out["threshold_for_target_fpr"] = suggested
         if suggested is not None:
             out["tpr_at_suggested"] = _rate(s[y == 1] >= suggested)
             out["fpr_at_suggested"] = _rate(s[y == 0] >= suggested)
         else:
-            out["note"] = (f"{int((y == 0).sum())} negatives: at least {math.ceil(1 / target_fpr - 1e-9)} "
+            out["note"] = (f"{negatives} negatives: at least {min_negatives} "
                            f"are needed to place a threshold at {target_fpr:g} false-positive rate")
         fps = sorted((r for r in rows if not r[3] and r[2] >= thr), key=lambda r: -r[2])[:show]
         misses = sorted((r for r in rows if r[3] and r[2] < thr), key=lambda r: r[2])[:show]

@@ -24,7 +24,7 @@ import numpy as np
 
 from clearance.guard import features
 from clearance.guard.linear import CONVERSATION_OFFSET, LinearGuard
-from clearance.guard.model import WINDOWS, LinearModel, sigmoid
+from clearance.guard.model import LinearModel, sigmoid
 
 EXCERPT_CHARS = 300
 
@@ -81,11 +81,7 @@ def _view(model: LinearModel, text: str) -> _View | None:
     if not norm:
         return None
     n = len(norm)
-    segs = features.paragraphs(text, n)
-    if n <= WINDOWS[-1][0] and not segs:
-        spans = np.array([[0, n]], dtype=np.int64)
-    else:
-        spans = model._spans(n, segs)
+    spans = model._spans(n, features.paragraphs(text, n))  # a short one-paragraph text: [[0, n]]
     (ci, cp, cl), (wi, wp, wl) = features.all_grams(norm, model.bits)
     u = (len(wi) + 1) // 2  # the word unigrams come first, then one bigram fewer
     wk = np.where(np.arange(len(wi)) < u, "word", "words")

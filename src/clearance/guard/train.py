@@ -1,13 +1,13 @@
 """Train the linear guard with numpy alone: logistic regression on hashed n-grams.
 
 Deterministic for a given seed and data: full-batch Adam on an L2-regularised,
-class-balanced logistic loss, one weight row per category; with ``bags``
-above one, fitted that many times on training sets whose composites (and
-calibration folds) are drawn with successive seeds, and averaged (still one
-linear model).  Within the
+class-balanced logistic loss, one weight row per category.  Within the
 positives every family weighs the same (``sample_weights``), so a few dozen
 hand-written prompts of one attack style count as much as the 648 in-the-wild
-jailbreaks; negatives weigh the same each.  After fitting,
+jailbreaks; negatives weigh the same each.  With ``bags`` above one, the
+recipe is fitted that many times on training sets whose composites (and
+calibration folds) are drawn with successive seeds, and averaged (still one
+linear model).  After fitting,
 each category's bias is shifted so that a score of 0.5 sits at the
 ``1 - target_fpr`` quantile of the hand-written benign prompts' margins
 (hard negatives: alarming-sounding but fine), cross-fitted by family so the
