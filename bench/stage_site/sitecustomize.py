@@ -7,7 +7,9 @@ each stage of a non-streaming request, and records how long each call took:
 
 - ``admit``: ``pipeline.admit`` (identity, guard, policy; the body is read before it);
 - ``upstream``: ``Router.complete`` (the upstream call, fallbacks included);
-- ``audit_wait``: ``pipeline.record`` (encode the entry, queue it, wait for its commit);
+- ``audit_wait``: ``pipeline.committed`` (the wait for the decision entry's commit that is left
+  after the upstream answered) or, with ``audit.answer_waits_for: completion``, ``pipeline.record``
+  (encode the entry, queue it, wait for its commit);
 - ``audit_commit``: ``AuditLog._commit_and_resolve`` on the writer thread (one batch's transaction).
 
 ``SIGUSR2`` clears what was recorded (after the warm-up); ``SIGUSR1`` writes it
@@ -55,12 +57,15 @@ if _OUT:
 
     pipeline.admit = _timed("admit", pipeline.admit)
     pipeline.record = _timed("audit_wait", pipeline.record)
+    pipeline.committed = _timed("audit_wait", pipeline.committed)
     Router.complete = _timed("upstream", Router.complete)
     AuditLog._commit_and_resolve = _timed_sync("audit_commit", AuditLog._commit_and_resolve)
 
     def _dump(*_):
-        with open(_OUT, "w") as f:
+        tmp = _OUT + ".part"
+        with open(tmp, "w") as f:
             json.dump({k: list(v) for k, v in _T.items()}, f)
+        os.replace(tmp, _OUT)  # the benchmark never reads a half-written file
 
     def _clear(*_):
         for v in _T.values():

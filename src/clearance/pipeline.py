@@ -6,11 +6,20 @@ wire format into a ``ChatRequest`` and renders what these functions return.
 Every failure is an ``ApiError`` with the status and reason the client sees;
 every decision, allowed or not, is written to the audit log before the
 answer is released.
+
+By default (``audit.answer_waits_for: decision``) a served request is
+recorded by two entries: its decision entry is queued as soon as it is
+admitted and committed while the upstream works, and the answer waits for
+that commit; the completion entry (backend, fallbacks, usage, the answer's
+digest) is queued when the answer is ready and committed with the next batch.
+With ``completion``, one entry holding both is committed before the answer.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -31,6 +40,8 @@ from clearance.types import (AuditEntry, ChatChunk, ChatRequest, ChatResult, Dec
 
 if TYPE_CHECKING:
     from clearance.metrics import Metrics
+
+log = logging.getLogger("clearance.pipeline")
 
 GUARD_CATEGORIES = ("jailbreak", "cyber_offense")
 CLIENT_GONE = "client disconnected"  # recorded with status 499, as proxies do
@@ -207,8 +218,52 @@ async def record(gw: Gateway, e: AuditEntry, req: ChatRequest | None = None, com
     try:
         await gw.audit.append(e, req.messages if req is not None else None, completion)
     except Exception:
-        raise ApiError(503, "the audit log is unavailable; the request was not served",
-                       type="audit_unavailable", code="audit_unavailable") from None
+        raise _audit_unavailable() from None
+
+
+def _audit_unavailable() -> ApiError:
+    return ApiError(503, "the audit log is unavailable; the request was not served",
+                    type="audit_unavailable", code="audit_unavailable")
+
+
+def _waits_for_decision(gw: Gateway) -> bool:
+    """True when answers wait only for their decision entry (``audit.answer_waits_for: decision``)."""
+    return gw.audit is not None and gw.audit.settings.answer_waits_for == "decision"
+
+
+def queue_decision(gw: Gateway, adm: Admitted, req: ChatRequest) -> asyncio.Future[int]:
+    """Queue an admitted request's decision entry now; ``committed`` waits for it before the answer goes out."""
+    try:
+        return gw.audit.submit(entry(req, kind="decision", decision="allow", adm=adm), req.messages)
+    except Exception:
+        raise _audit_unavailable() from None
+
+
+async def committed(decided: asyncio.Future[int]) -> None:
+    """Wait for a queued decision entry's commit; if the log cannot take it, the answer is not released."""
+    try:
+        await decided
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        raise _audit_unavailable() from None
+
+
+def record_later(gw: Gateway, e: AuditEntry, completion: str | None = None) -> None:
+    """Queue a completion entry that no answer waits for (committed with the next batch)."""
+    try:
+        gw.audit.append_later(e, completion)
+    except Exception as err:  # the log is closing or cannot seal the content; the decision is already in it
+        log.error("audit completion entry of request %s not recorded: %s", e.request_id, err)
+
+
+def _ended(gw: Gateway, adm: Admitted, req: ChatRequest, err: BaseException, decided: asyncio.Future[int]) -> None:
+    """Record how a request ended when it left the pipeline by an exception other than an upstream error."""
+    gone = isinstance(err, (asyncio.CancelledError, anyio.get_cancelled_exc_class()))
+    record_later(gw, entry(req, kind="completion", decision="allow", adm=adm, status=499 if gone else 500,
+                           error=CLIENT_GONE if gone else type(err).__name__))
+    if not decided.done():
+        decided.cancel()  # nobody will wait for it; its entry is still committed
 
 
 # --- the request path --------------------------------------------------------
@@ -239,7 +294,9 @@ def _count_fallbacks(gw: Gateway, model: str, attempts: Attempts) -> None:
 
 
 async def complete(gw: Gateway, adm: Admitted, req: ChatRequest) -> ChatResult:
-    """Serve a non-streaming request; the audit entry is committed before the answer returns."""
+    """Serve a non-streaming request; its decision is committed before the answer returns."""
+    if _waits_for_decision(gw):
+        return await _complete_overlapped(gw, adm, req)
     try:
         result, attempts = await gw.router.complete(req, adm.model)
     except UpstreamError as err:
@@ -259,6 +316,43 @@ async def complete(gw: Gateway, adm: Admitted, req: ChatRequest) -> ChatResult:
     return result
 
 
+async def _while_deciding(gw: Gateway, adm: Admitted, req: ChatRequest, call: Any) -> tuple[asyncio.Future[int], Any]:
+    """Queue the decision entry, then ``await call(req, model)`` while it commits.
+
+    Returns the entry's future and what the call returned.  An upstream
+    failure is answered once the decision is committed, with the failure as
+    the request's completion entry.
+    """
+    decided = queue_decision(gw, adm, req)
+    try:
+        return decided, await call(req, adm.model)
+    except UpstreamError as err:
+        await committed(decided)
+        record_later(gw, entry(req, kind="completion", decision="allow", adm=adm, status=err.status,
+                               error=err.message))
+        raise _upstream_error(err) from None
+    except BaseException as err:
+        _ended(gw, adm, req, err, decided)
+        raise
+
+
+async def _complete_overlapped(gw: Gateway, adm: Admitted, req: ChatRequest) -> ChatResult:
+    """``complete`` with the decision entry committed while the upstream answers."""
+    decided, (result, attempts) = await _while_deciding(gw, adm, req, gw.router.complete)
+    _count_fallbacks(gw, adm.model.name, attempts)
+    blocked = await screen_response(gw, adm, result.content)
+    if blocked is not None:
+        gw.metrics.decisions.labels(adm.model.name, "response_block").inc()
+    await committed(decided)
+    record_later(gw, entry(req, kind="completion", decision="response_block" if blocked else "allow", adm=adm,
+                           backend=result.backend, attempts=attempts, usage=result.usage,
+                           completion=result.content, status=403 if blocked else 200,
+                           reasons=blocked.reasons if blocked else None), result.content)
+    if blocked is not None:
+        raise blocked.error
+    return result
+
+
 def _upstream_error(err: UpstreamError) -> ApiError:
     kind = {429: "rate_limited", 503: "no_backend_available", 504: "upstream_timeout"}.get(err.status, "upstream_error")
     return ApiError(err.status, err.message, type=kind, code=kind)
@@ -271,6 +365,8 @@ async def open_stream(gw: Gateway, adm: Admitted, req: ChatRequest) -> tuple[str
     chunks end (finished, broken or abandoned by the client) the completion
     entry is committed.
     """
+    if _waits_for_decision(gw):
+        return await _open_stream_overlapped(gw, adm, req)
     try:
         opened = await gw.router.open_stream(req, adm.model)
     except UpstreamError as err:
@@ -282,17 +378,51 @@ async def open_stream(gw: Gateway, adm: Admitted, req: ChatRequest) -> tuple[str
                            attempts=opened.attempts), req)
 
     async def on_end(text: str, usage: Usage | None, error: str | None, blocked: ResponseBlocked | None) -> None:
-        e = entry(req, kind="completion", decision="response_block" if blocked else "allow", adm=adm,
-                  backend=opened.backend, attempts=opened.attempts, usage=usage, completion=text,
-                  status=403 if blocked else 499 if error == CLIENT_GONE else 502 if error else 200,
-                  error=error or "",
-                  reasons=blocked.reasons if blocked else None)
-        try:
-            await record(gw, e, completion=text)  # the prompt went with the decision entry
+        try:  # the prompt went with the decision entry
+            await record(gw, _stream_end(req, adm, opened, text, usage, error, blocked), completion=text)
         except ApiError:
             pass  # the stream has already been sent; the failure is logged by the audit log
 
     return opened.backend, _tracked(gw, adm, opened, on_end)
+
+
+async def _open_stream_overlapped(gw: Gateway, adm: Admitted, req: ChatRequest
+                                  ) -> tuple[str, AsyncIterator[ChatChunk]]:
+    """``open_stream`` with the decision entry committed while the upstream opens the stream."""
+    decided, opened = await _while_deciding(gw, adm, req, gw.router.open_stream)
+    _count_fallbacks(gw, adm.model.name, opened.attempts)
+    try:
+        await committed(decided)
+    except BaseException as err:
+        await _close(opened.rest)
+        if not isinstance(err, ApiError):
+            _ended(gw, adm, req, err, decided)
+        raise
+
+    async def on_end(text: str, usage: Usage | None, error: str | None, blocked: ResponseBlocked | None) -> None:
+        record_later(gw, _stream_end(req, adm, opened, text, usage, error, blocked), text)
+
+    return opened.backend, _tracked(gw, adm, opened, on_end)
+
+
+def _stream_end(req: ChatRequest, adm: Admitted, opened: OpenStream, text: str, usage: Usage | None,
+                error: str | None, blocked: ResponseBlocked | None) -> AuditEntry:
+    """A stream's completion entry: what was sent, and how the stream ended."""
+    return entry(req, kind="completion", decision="response_block" if blocked else "allow", adm=adm,
+                 backend=opened.backend, attempts=opened.attempts, usage=usage, completion=text,
+                 status=403 if blocked else 499 if error == CLIENT_GONE else 502 if error else 200,
+                 error=error or "", reasons=blocked.reasons if blocked else None)
+
+
+async def _close(chunks: AsyncIterator[ChatChunk]) -> None:
+    """Close an opened upstream stream that will not be sent (its connection goes back or is dropped)."""
+    aclose = getattr(chunks, "aclose", None)
+    if aclose is not None:
+        with anyio.CancelScope(shield=True):
+            try:
+                await aclose()
+            except Exception:
+                pass
 
 
 async def _tracked(gw: Gateway, adm: Admitted, opened: OpenStream, on_end) -> AsyncIterator[ChatChunk]:

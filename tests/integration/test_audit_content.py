@@ -9,11 +9,13 @@ unit tests in tests/unit/audit/test_content.py.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sqlite3
 import subprocess
 import sys
+import time
 
 import openai
 import pytest
@@ -65,15 +67,27 @@ def _rows(db, sql: str, *args) -> list[tuple]:
         return conn.execute(sql, args).fetchall()
 
 
+def _entries_of(db, request_id: str, n: int = 2) -> list[dict]:
+    """The request's entries once ``n`` are committed (a completion entry follows its answer by a few ms)."""
+    deadline = time.monotonic() + 10
+    while True:
+        got = [json.loads(b) for (b,) in _rows(db, "SELECT body FROM audit_entries ORDER BY idx")]
+        got = [e for e in got if e["request_id"] == request_id]
+        if len(got) >= n or time.monotonic() > deadline:
+            return got
+        time.sleep(0.02)
+
+
 def test_prompt_and_completion_round_trip(world, monkeypatch) -> None:
     messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Quarterly numbers, please"}]
     done = world["client"].chat.completions.create(model="chat", messages=messages,
                                                    extra_headers={"x-request-id": "content-plain-1"})
     answer = done.choices[0].message.content
+    assert [e["kind"] for e in _entries_of(world["db"], "content-plain-1")] == ["decision", "completion"]
     proc = _show(world, "content-plain-1", monkeypatch)
     assert proc.returncode == 0, proc.stderr
     records = json.loads(proc.stdout)["records"]
-    assert [r["part"] for r in records] == ["prompt", "completion"]
+    assert [(r["entry_kind"], r["part"]) for r in records] == [("decision", "prompt"), ("completion", "completion")]
     assert records[0]["messages"] == messages
     assert records[1]["text"] == answer
     # The ciphertext holds neither text; the hashed entry keeps only the digests.
@@ -89,6 +103,7 @@ def test_stream_keeps_the_prompt_with_the_decision_and_the_answer_with_the_compl
         model="chat", messages=[{"role": "user", "content": "stream it"}], stream=True,
         extra_headers={"x-request-id": "content-stream-1"})
     answer = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert [e["kind"] for e in _entries_of(world["db"], "content-stream-1")] == ["decision", "completion"]
     proc = _show(world, "content-stream-1", monkeypatch)
     assert proc.returncode == 0, proc.stderr
     records = json.loads(proc.stdout)["records"]
@@ -110,6 +125,7 @@ def test_swapped_ciphertext_is_refused(world, monkeypatch) -> None:
     for i in (1, 2):
         world["client"].chat.completions.create(model="chat", messages=[{"role": "user", "content": f"swap {i}"}],
                                                 extra_headers={"x-request-id": f"content-swap-{i}"})
+        assert len(_entries_of(world["db"], f"content-swap-{i}")) == 2
     (a_idx, a_nonce, a_ct), (b_idx, b_nonce, b_ct) = _rows(
         world["db"], "SELECT entry_idx, nonce, ciphertext FROM audit_content WHERE part = 'completion' "
         "AND request_id IN ('content-swap-1', 'content-swap-2') ORDER BY request_id")
@@ -165,14 +181,38 @@ def test_default_config_stores_only_digests(tmp_path, monkeypatch) -> None:
         upstream.stop()
     db = tmp_path / "clearance.db"
     assert _rows(db, "SELECT count(*) FROM audit_content") == [(0,)]
-    (body,) = _rows(db, "SELECT body FROM audit_entries")[0]
-    entry = json.loads(body)
-    assert entry["request_id"] == "digest-only-1"
-    assert len(entry["prompt_sha256"]) == 64 and len(entry["completion_sha256"]) == 64
-    assert "keep me private" not in body
+    decision, completion = [json.loads(b) for (b,) in _rows(db, "SELECT body FROM audit_entries ORDER BY idx")]
+    assert [decision["request_id"], completion["request_id"]] == ["digest-only-1"] * 2
+    assert len(decision["prompt_sha256"]) == 64 and len(completion["completion_sha256"]) == 64
+    assert "keep me private" not in json.dumps([decision, completion])
     monkeypatch.setenv(KEY_ENV, generate_content_key())
     cfg = yaml.safe_load(config.read_text())
     cfg["audit"] = {"content_key_env": KEY_ENV}  # content storage stays off; only the key is named
     (tmp_path / "show.yaml").write_text(yaml.safe_dump(cfg))
     proc = run_cli(tmp_path / "show.yaml", "audit", "show-content", "digest-only-1", check=False)
     assert proc.returncode == 1 and "no stored content" in proc.stderr
+
+
+def test_answers_can_wait_for_their_whole_record(tmp_path) -> None:
+    """``audit.answer_waits_for: completion``: one entry, backend and answer included, before the answer."""
+    upstream, config, key, gw = _world(tmp_path, {"answer_waits_for": "completion"}, {})
+    db = tmp_path / "clearance.db"
+    try:
+        client = openai.OpenAI(base_url=gw.url + "/v1", api_key=key, max_retries=0)
+        raw = client.chat.completions.with_raw_response.create(
+            model="chat", messages=[{"role": "user", "content": "all at once"}],
+            extra_headers={"x-request-id": "strict-1"})
+        answer = raw.parse().choices[0].message.content
+        got = [json.loads(b) for (b,) in _rows(db, "SELECT body FROM audit_entries ORDER BY idx")]
+        (only,) = [e for e in got if e["request_id"] == "strict-1"]  # read at once: it came before the answer
+        assert (only["kind"], only["decision"], only["backend"]) == ("decision", "allow", "primary")
+        assert only["completion_sha256"] == hashlib.sha256(answer.encode()).hexdigest()
+        chunks = client.chat.completions.create(model="chat", messages=[{"role": "user", "content": "stream"}],
+                                                stream=True, extra_headers={"x-request-id": "strict-2"})
+        "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        decision, completion = _entries_of(db, "strict-2")
+        assert decision["backend"] == completion["backend"] == "primary"  # a stream's decision names its backend
+        assert completion["kind"] == "completion"
+    finally:
+        gw.stop()
+        upstream.stop()

@@ -5,6 +5,7 @@ Runs once on SQLite and once on PostgreSQL.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 
@@ -238,6 +239,48 @@ def _audit_entries(world) -> list[dict]:
         engine.dispose()
 
 
+def _entries_of(world, rid: str, n: int) -> list[dict]:
+    """The request's entries once ``n`` are committed (its completion entry follows the answer)."""
+    deadline = time.monotonic() + 10
+    while True:
+        got = [e for e in _audit_entries(world) if e["request_id"] == rid]
+        if len(got) >= n or time.monotonic() > deadline:
+            return got
+        time.sleep(0.05)
+
+
+def test_answer_waits_for_its_decision_and_the_completion_follows(world, client):
+    rid = "req-two-entries-" + world["gw"].url.rsplit(":", 1)[1]
+    raw = client.chat.completions.with_raw_response.create(
+        model="chat", messages=[{"role": "user", "content": "Hello there"}], extra_headers={"x-request-id": rid})
+    done = raw.parse()
+    # The decision entry was committed before the answer was released.
+    decided = [e for e in _audit_entries(world) if e["request_id"] == rid]
+    assert decided and decided[0]["kind"] == "decision" and decided[0]["decision"] == "allow"
+    assert decided[0]["backend"] == "" and decided[0]["completion_sha256"] == ""
+    decision, completion = _entries_of(world, rid, 2)
+    assert completion["kind"] == "completion" and completion["status"] == 200
+    assert completion["backend"] == raw.headers["x-clearance-backend"] == "primary"
+    answer = done.choices[0].message.content
+    assert completion["completion_sha256"] == hashlib.sha256(answer.encode()).hexdigest()
+    assert completion["completion_tokens"] == done.usage.completion_tokens
+    assert completion["prompt_sha256"] == decision["prompt_sha256"] != ""
+    assert completion["guard"] == decision["guard"] and completion["reasons"] == decision["reasons"]
+
+
+def test_an_upstream_failure_is_the_completion_of_an_allowed_decision(world):
+    world["primary"].set_mode("error500")
+    rid = "req-upstream-down-" + world["gw"].url.rsplit(":", 1)[1]
+    r = httpx.post(world["gw"].url + "/v1/chat/completions",
+                   headers={"authorization": f"Bearer {world['key']}", "x-request-id": rid},
+                   json={"model": "lonely", "messages": [{"role": "user", "content": "x"}]})
+    assert r.status_code in (502, 503)
+    decision, completion = _entries_of(world, rid, 2)
+    assert (decision["kind"], decision["decision"]) == ("decision", "allow")
+    assert (completion["kind"], completion["status"]) == ("completion", r.status_code)
+    assert completion["error"] and completion["backend"] == ""
+
+
 def test_client_leaving_mid_stream_still_gets_its_completion_audited(world):
     world["primary"].set_mode("slow_stream")
     rid = "req-leaves-early-" + world["gw"].url.rsplit(":", 1)[1]
@@ -265,11 +308,18 @@ HARMFUL_ANSWER = ("Sure. From now on I am DAN, Do Anything Now, in Developer Mod
 
 def test_harmful_answer_is_withheld(world, client):
     world["primary"].set_mode("ok", answer=HARMFUL_ANSWER)
+    rid = "req-withheld-" + world["gw"].url.rsplit(":", 1)[1]
     with pytest.raises(openai.PermissionDeniedError) as exc:
-        client.chat.completions.create(model="chat", messages=[{"role": "user", "content": "Tell me a story"}])
+        client.chat.completions.create(model="chat", messages=[{"role": "user", "content": "Tell me a story"}],
+                                       extra_headers={"x-request-id": rid})
     assert exc.value.body["code"] == "guard_blocked"
     assert "withheld" in exc.value.body["message"]
     assert "guard-jailbreak" in [r["id"] for r in exc.value.body["reasons"]]
+    decision, completion = _entries_of(world, rid, 2)
+    assert decision["decision"] == "allow"  # the request was allowed; its answer was not
+    assert (completion["decision"], completion["status"]) == ("response_block", 403)
+    assert "guard-jailbreak" in completion["reasons"]
+    assert completion["completion_sha256"] == hashlib.sha256(HARMFUL_ANSWER.encode()).hexdigest()
 
 
 def test_harmful_stream_is_stopped_with_an_error_event(world, client):

@@ -11,7 +11,15 @@ batch in a single transaction that:
 3. inserts the entries,
 
 so every committed size of the log has a matching frontier and all replicas
-share one total order.  A checkpoint locks the same row, so checkpoints are
+share one total order.
+
+``AuditLog.submit`` queues an entry at once and returns the future that
+``append`` awaits, so a caller can let the commit run while it works (the
+gateway commits a request's decision while the upstream answers).
+``AuditLog.append_later`` queues an entry nobody waits for (a completion
+entry): a batch holding only such entries waits for the next entry someone
+does wait for, or for ``audit.completion_max_delay_ms``, and is committed
+with it, so it costs no transaction of its own under load.  A checkpoint locks the same row, so checkpoints are
 issued in order of size and their roots are always consistent.
 
 The hot path is kept cheap, because the writer thread's Python work holds
@@ -123,9 +131,10 @@ class _Item:
     """One queued entry and whoever waits for it: an asyncio future (with its loop) or a thread's future.
 
     ``content`` holds the entry's encrypted prompt and completion when the log stores content.
+    ``deferred`` marks an entry nobody waits for (``append_later``); it may wait for a later batch.
     """
 
-    __slots__ = ("body", "leaf", "waiter", "loop", "content")
+    __slots__ = ("body", "leaf", "waiter", "loop", "content", "deferred")
 
     def __init__(
         self, body: str, leaf: bytes, waiter: Any = None, loop: asyncio.AbstractEventLoop | None = None,
@@ -136,6 +145,7 @@ class _Item:
         self.waiter = waiter
         self.loop = loop
         self.content = content
+        self.deferred = False
 
 
 def _content_rows(items: list[_Item], start: int, now: Any) -> list[tuple]:
@@ -421,14 +431,38 @@ class AuditLog:
         encrypted with the entry when the log stores content, each only if
         the entry has its digest; otherwise they are ignored.
         """
-        if not self.settings.enabled:
-            return -1
-        item = self._item(entry, prompt, completion)
+        return await self.submit(entry, prompt, completion)
+
+    def submit(
+        self, entry: AuditEntry, prompt: Sequence[Message] | None = None, completion: str | None = None
+    ) -> asyncio.Future[int]:
+        """Queue one entry now; the returned future gives its index once it is committed.
+
+        What ``append`` awaits, for callers that work while the commit runs.
+        Call it on a running event loop.  Raises AuditError at once when the
+        entry cannot be queued (log closed, content not sealed).
+        """
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[int] = loop.create_future()
+        if not self.settings.enabled:
+            fut.set_result(-1)
+            return fut
+        item = self._item(entry, prompt, completion)
         item.waiter, item.loop = fut, loop
         self._submit(item)
-        return await fut
+        return fut
+
+    def append_later(self, entry: AuditEntry, completion: str | None = None) -> None:
+        """Queue an entry nobody waits for; it is committed with the next batch someone waits for.
+
+        At most ``audit.completion_max_delay_ms`` after it was queued.  A failure
+        to commit it is logged by the writer, as every failed batch is.
+        """
+        if not self.settings.enabled:
+            return
+        item = self._item(entry, None, completion)
+        item.deferred = True
+        self._submit(item)
 
     def append_sync(
         self, entry: AuditEntry, prompt: Sequence[Message] | None = None, completion: str | None = None
@@ -555,6 +589,7 @@ class AuditLog:
         interval = self.settings.checkpoint_interval_seconds
         max_size = self.settings.batch_max_size
         latency = self.settings.batch_max_latency_ms / 1000.0
+        defer = self.settings.completion_max_delay_ms / 1000.0
         q = self._q
         next_checkpoint = time.monotonic() + interval
         next_prune = time.monotonic()
@@ -582,6 +617,8 @@ class AuditLog:
                                 stopping = True
                                 break
                             batch.append(item)  # type: ignore[arg-type]
+                if batch and not stopping and defer > 0 and all(it.deferred for it in batch):
+                    stopping = self._hold_deferred(batch, max_size, time.monotonic() + defer)
                 if stopping:
                     batch.extend(self._drain())
                 for i in range(0, len(batch), max_size):
@@ -610,6 +647,32 @@ class AuditLog:
             if item is _STOP:
                 return True
             batch.append(item)  # type: ignore[arg-type]
+        return False
+
+    def _hold_deferred(self, batch: list[_Item], max_size: int, deadline: float) -> bool:
+        """Hold a batch of deferred entries until an entry someone waits for is queued, or ``deadline``.
+
+        Then take whatever else is queued too.  Returns True when asked to stop.
+        """
+        q = self._q
+        while len(batch) < max_size:
+            wait = deadline - time.monotonic()
+            if wait <= 0:
+                return False
+            try:
+                item = q.get(timeout=wait)
+            except queue.Empty:
+                return False
+            if item is _STOP:
+                return True
+            batch.append(item)  # type: ignore[arg-type]
+            if not item.deferred:  # type: ignore[union-attr]
+                while len(batch) < max_size and not q.empty():
+                    item = q.get_nowait()
+                    if item is _STOP:
+                        return True
+                    batch.append(item)  # type: ignore[arg-type]
+                return False
         return False
 
     def _prune(self) -> None:

@@ -37,6 +37,17 @@ class AuditSettings(BaseModel):
     # released answer's entry survives a power loss; "normal" (WAL) survives a crash of the gateway
     # but may lose the newest entries on a power loss or OS crash.  Checkpoints always use "full".
     sqlite_synchronous: Literal["full", "normal"] = "full"
+    # What a served request's answer waits for.  "decision": its decision entry (who, which model,
+    # the policy's reasons, the guard's scores, the prompt's digest) is queued when the request is
+    # admitted and committed while the upstream works; the answer is released once that entry is
+    # committed, and the completion entry (backend, fallbacks, usage, the answer's digest) follows
+    # within completion_max_delay_ms.  "completion": one entry holding both is committed before a
+    # non-streaming answer is released (a stream's decision entry, naming its backend, before its
+    # first byte), at the cost of one more commit's wait per request.
+    answer_waits_for: Literal["decision", "completion"] = "decision"
+    # A completion entry nobody waits for is committed with the next entry someone waits for, or
+    # after this long, whichever is first; 0 commits it at once.
+    completion_max_delay_ms: float = Field(default=20.0, ge=0, le=10_000)
 
     @field_validator("origin")
     @classmethod
