@@ -16,10 +16,11 @@ share one total order.
 ``AuditLog.submit`` queues an entry at once and returns the future that
 ``append`` awaits, so a caller can let the commit run while it works (the
 gateway commits a request's decision while the upstream answers).
-``AuditLog.append_later`` queues an entry nobody waits for (a completion
-entry): a batch holding only such entries waits for the next entry someone
-does wait for, or for ``audit.completion_max_delay_ms``, and is committed
-with it, so it costs no transaction of its own under load.  A checkpoint locks the same row, so checkpoints are
+``AuditLog.append_later`` sets aside an entry nobody waits for (a completion
+entry) without waking the writer: the writer takes such entries into the
+next batch it commits for someone, or is woken for them by a loop timer
+``audit.completion_max_delay_ms`` later, so under load they cost neither a
+transaction nor a thread wake-up of their own.  A checkpoint locks the same row, so checkpoints are
 issued in order of size and their roots are always consistent.
 
 The hot path is kept cheap, because the writer thread's Python work holds
@@ -47,6 +48,7 @@ same statement).
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import json
 import logging
@@ -131,10 +133,9 @@ class _Item:
     """One queued entry and whoever waits for it: an asyncio future (with its loop) or a thread's future.
 
     ``content`` holds the entry's encrypted prompt and completion when the log stores content.
-    ``deferred`` marks an entry nobody waits for (``append_later``); it may wait for a later batch.
     """
 
-    __slots__ = ("body", "leaf", "waiter", "loop", "content", "deferred")
+    __slots__ = ("body", "leaf", "waiter", "loop", "content")
 
     def __init__(
         self, body: str, leaf: bytes, waiter: Any = None, loop: asyncio.AbstractEventLoop | None = None,
@@ -145,7 +146,6 @@ class _Item:
         self.waiter = waiter
         self.loop = loop
         self.content = content
-        self.deferred = False
 
 
 def _content_rows(items: list[_Item], start: int, now: Any) -> list[tuple]:
@@ -158,6 +158,7 @@ _CONTENT_COLUMNS = "audit_content (entry_idx, part, request_id, key_id, nonce, c
 
 
 _STOP = object()
+_NUDGE = object()  # wakes the writer for entries set aside by append_later
 PRUNE_EVERY_SECONDS = 3600.0
 
 
@@ -382,6 +383,8 @@ class AuditLog:
         # SQLite stores DateTime as text; use SQLAlchemy's own format so queries on logged_at keep working.
         self._time_param = _entries.c.logged_at.type.dialect_impl(dialect).bind_processor(dialect)
         self._q: queue.SimpleQueue[_Item | object] = queue.SimpleQueue()
+        # Entries nobody waits for (append_later); the writer takes them with its next batch.
+        self._later: collections.deque[_Item] = collections.deque()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._commit_lock = threading.Lock()
@@ -461,8 +464,26 @@ class AuditLog:
         if not self.settings.enabled:
             return
         item = self._item(entry, None, completion)
-        item.deferred = True
-        self._submit(item)
+        if self._thread is None:
+            self.start()
+        if self._closed:
+            raise AuditError("the audit log is closed")
+        later = self._later
+        later.append(item)
+        if len(later) == 1:  # the first set aside since the writer last took them: bound its wait
+            delay = self.settings.completion_max_delay_ms / 1000.0
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                loop = None
+            if loop is None or delay <= 0:
+                self._q.put(_NUDGE)
+            else:
+                loop.call_later(delay, self._nudge)
+
+    def _nudge(self) -> None:
+        if self._later:
+            self._q.put(_NUDGE)
 
     def append_sync(
         self, entry: AuditEntry, prompt: Sequence[Message] | None = None, completion: str | None = None
@@ -589,7 +610,6 @@ class AuditLog:
         interval = self.settings.checkpoint_interval_seconds
         max_size = self.settings.batch_max_size
         latency = self.settings.batch_max_latency_ms / 1000.0
-        defer = self.settings.completion_max_delay_ms / 1000.0
         q = self._q
         next_checkpoint = time.monotonic() + interval
         next_prune = time.monotonic()
@@ -617,10 +637,9 @@ class AuditLog:
                                 stopping = True
                                 break
                             batch.append(item)  # type: ignore[arg-type]
-                if batch and not stopping and defer > 0 and all(it.deferred for it in batch):
-                    stopping = self._hold_deferred(batch, max_size, time.monotonic() + defer)
                 if stopping:
                     batch.extend(self._drain())
+                batch = self._take_later() + [it for it in batch if it is not _NUDGE]
                 for i in range(0, len(batch), max_size):
                     raw = self._commit_and_resolve(raw, batch[i : i + max_size])
                 if stopping or time.monotonic() >= next_checkpoint:
@@ -649,31 +668,13 @@ class AuditLog:
             batch.append(item)  # type: ignore[arg-type]
         return False
 
-    def _hold_deferred(self, batch: list[_Item], max_size: int, deadline: float) -> bool:
-        """Hold a batch of deferred entries until an entry someone waits for is queued, or ``deadline``.
-
-        Then take whatever else is queued too.  Returns True when asked to stop.
-        """
-        q = self._q
-        while len(batch) < max_size:
-            wait = deadline - time.monotonic()
-            if wait <= 0:
-                return False
-            try:
-                item = q.get(timeout=wait)
-            except queue.Empty:
-                return False
-            if item is _STOP:
-                return True
-            batch.append(item)  # type: ignore[arg-type]
-            if not item.deferred:  # type: ignore[union-attr]
-                while len(batch) < max_size and not q.empty():
-                    item = q.get_nowait()
-                    if item is _STOP:
-                        return True
-                    batch.append(item)  # type: ignore[arg-type]
-                return False
-        return False
+    def _take_later(self) -> list[_Item]:
+        """The entries set aside by ``append_later`` so far, oldest first."""
+        later = self._later
+        items = []
+        while later:
+            items.append(later.popleft())
+        return items
 
     def _prune(self) -> None:
         from clearance.audit.retention import prune, prune_content

@@ -46,7 +46,7 @@ class AuditSettings(BaseModel):
     # first byte), at the cost of one more commit's wait per request.
     answer_waits_for: Literal["decision", "completion"] = "decision"
     # A completion entry nobody waits for is committed with the next entry someone waits for, or
-    # after this long, whichever is first; 0 commits it at once.
+    # about this long after it was set aside, whichever is first; 0 commits it at once.
     completion_max_delay_ms: float = Field(default=20.0, ge=0, le=10_000)
 
     @field_validator("origin")
