@@ -259,7 +259,7 @@ def record_later(gw: Gateway, e: AuditEntry, completion: str | None = None) -> N
 
 def _ended(gw: Gateway, adm: Admitted, req: ChatRequest, err: BaseException, decided: asyncio.Future[int]) -> None:
     """Record how a request ended when it left the pipeline by an exception other than an upstream error."""
-    gone = isinstance(err, (asyncio.CancelledError, anyio.get_cancelled_exc_class()))
+    gone = isinstance(err, asyncio.CancelledError)
     record_later(gw, entry(req, kind="completion", decision="allow", adm=adm, status=499 if gone else 500,
                            error=CLIENT_GONE if gone else type(err).__name__))
     if not decided.done():
