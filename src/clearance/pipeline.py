@@ -243,9 +243,7 @@ async def committed(decided: asyncio.Future[int]) -> None:
     """Wait for a queued decision entry's commit; if the log cannot take it, the answer is not released."""
     try:
         await decided
-    except asyncio.CancelledError:
-        raise
-    except Exception:
+    except Exception:  # a cancellation (BaseException) passes through
         raise _audit_unavailable() from None
 
 
@@ -307,13 +305,20 @@ async def complete(gw: Gateway, adm: Admitted, req: ChatRequest) -> ChatResult:
     blocked = await screen_response(gw, adm, result.content)
     if blocked is not None:
         gw.metrics.decisions.labels(adm.model.name, "response_block").inc()
-        await record(gw, entry(req, kind="decision", decision="response_block", adm=adm, backend=result.backend,
-                               attempts=attempts, usage=result.usage, completion=result.content, status=403,
-                               reasons=blocked.reasons), req, result.content)
+    await record(gw, _outcome(req, adm, "decision", result.backend, attempts, result.usage, result.content, blocked),
+                 req, result.content)
+    if blocked is not None:
         raise blocked.error
-    await record(gw, entry(req, kind="decision", decision="allow", adm=adm, backend=result.backend,
-                           attempts=attempts, usage=result.usage, completion=result.content), req, result.content)
     return result
+
+
+def _outcome(req: ChatRequest, adm: Admitted, kind: str, backend: str, attempts: Attempts, usage: Usage | None,
+             text: str, blocked: ResponseBlocked | None, error: str | None = None) -> AuditEntry:
+    """The entry recording what was answered and how it ended (``error``: why a stream broke off)."""
+    return entry(req, kind=kind, decision="response_block" if blocked else "allow", adm=adm, backend=backend,
+                 attempts=attempts, usage=usage, completion=text,
+                 status=403 if blocked else 499 if error == CLIENT_GONE else 502 if error else 200,
+                 error=error or "", reasons=blocked.reasons if blocked else None)
 
 
 async def _while_deciding(gw: Gateway, adm: Admitted, req: ChatRequest, call: Any) -> tuple[asyncio.Future[int], Any]:
@@ -344,10 +349,8 @@ async def _complete_overlapped(gw: Gateway, adm: Admitted, req: ChatRequest) -> 
     if blocked is not None:
         gw.metrics.decisions.labels(adm.model.name, "response_block").inc()
     await committed(decided)
-    record_later(gw, entry(req, kind="completion", decision="response_block" if blocked else "allow", adm=adm,
-                           backend=result.backend, attempts=attempts, usage=result.usage,
-                           completion=result.content, status=403 if blocked else 200,
-                           reasons=blocked.reasons if blocked else None), result.content)
+    record_later(gw, _outcome(req, adm, "completion", result.backend, attempts, result.usage, result.content, blocked),
+                 result.content)
     if blocked is not None:
         raise blocked.error
     return result
@@ -379,7 +382,8 @@ async def open_stream(gw: Gateway, adm: Admitted, req: ChatRequest) -> tuple[str
 
     async def on_end(text: str, usage: Usage | None, error: str | None, blocked: ResponseBlocked | None) -> None:
         try:  # the prompt went with the decision entry
-            await record(gw, _stream_end(req, adm, opened, text, usage, error, blocked), completion=text)
+            await record(gw, _outcome(req, adm, "completion", opened.backend, opened.attempts, usage, text, blocked,
+                                      error), completion=text)
         except ApiError:
             pass  # the stream has already been sent; the failure is logged by the audit log
 
@@ -400,18 +404,10 @@ async def _open_stream_overlapped(gw: Gateway, adm: Admitted, req: ChatRequest
         raise
 
     async def on_end(text: str, usage: Usage | None, error: str | None, blocked: ResponseBlocked | None) -> None:
-        record_later(gw, _stream_end(req, adm, opened, text, usage, error, blocked), text)
+        record_later(gw, _outcome(req, adm, "completion", opened.backend, opened.attempts, usage, text, blocked, error),
+                     text)
 
     return opened.backend, _tracked(gw, adm, opened, on_end)
-
-
-def _stream_end(req: ChatRequest, adm: Admitted, opened: OpenStream, text: str, usage: Usage | None,
-                error: str | None, blocked: ResponseBlocked | None) -> AuditEntry:
-    """A stream's completion entry: what was sent, and how the stream ended."""
-    return entry(req, kind="completion", decision="response_block" if blocked else "allow", adm=adm,
-                 backend=opened.backend, attempts=opened.attempts, usage=usage, completion=text,
-                 status=403 if blocked else 499 if error == CLIENT_GONE else 502 if error else 200,
-                 error=error or "", reasons=blocked.reasons if blocked else None)
 
 
 async def _close(chunks: AsyncIterator[ChatChunk]) -> None:

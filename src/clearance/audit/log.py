@@ -11,7 +11,8 @@ batch in a single transaction that:
 3. inserts the entries,
 
 so every committed size of the log has a matching frontier and all replicas
-share one total order.
+share one total order.  A checkpoint locks the same row, so checkpoints are
+issued in order of size and their roots are always consistent.
 
 ``AuditLog.submit`` queues an entry at once and returns the future that
 ``append`` awaits, so a caller can let the commit run while it works (the
@@ -20,8 +21,7 @@ gateway commits a request's decision while the upstream answers).
 entry) without waking the writer: the writer takes such entries into the
 next batch it commits for someone, or is woken for them by a loop timer
 ``audit.completion_max_delay_ms`` later, so under load they cost neither a
-transaction nor a thread wake-up of their own.  A checkpoint locks the same row, so checkpoints are
-issued in order of size and their roots are always consistent.
+transaction nor a thread wake-up of their own.
 
 The hot path is kept cheap, because the writer thread's Python work holds
 the GIL that the gateway's event loop needs:
@@ -464,10 +464,7 @@ class AuditLog:
         if not self.settings.enabled:
             return
         item = self._item(entry, None, completion)
-        if self._thread is None:
-            self.start()
-        if self._closed:
-            raise AuditError("the audit log is closed")
+        self._ensure_open()
         later = self._later
         later.append(item)
         if len(later) == 1:  # the first set aside since the writer last took them: bound its wait
@@ -526,11 +523,15 @@ class AuditLog:
                 raise AuditError(f"audit entry not recorded: {e}") from None
         return item
 
-    def _submit(self, item: _Item) -> None:
+    def _ensure_open(self) -> None:
+        """Start the writer on first use; refuse once the log is closed."""
         if self._thread is None:
             self.start()
         if self._closed:
             raise AuditError("the audit log is closed")
+
+    def _submit(self, item: _Item) -> None:
+        self._ensure_open()
         self._q.put(item)
 
     # -- the writer --------------------------------------------------------

@@ -198,13 +198,9 @@ def eval_cmd(config_path: str | None, model_dir: str | None, seed: int, data, gu
         return
     from clearance.guard.evaluate import evaluate
     from clearance.guard.linear import LinearGuard
-    from clearance.guard.model import MODEL_DIR, LinearModel
 
     settings, _ = _settings(config_path)
-    try:
-        model = LinearModel.load(Path(model_dir) if model_dir else MODEL_DIR)
-    except (OSError, ValueError, KeyError) as e:
-        raise click.ClickException(f"cannot load model: {e}") from None
+    model = _load_model(model_dir)
     conversation = LinearGuard(model, settings.thresholds, cache_entries=0).raw_scores  # as the gateway combines texts
     report = evaluate(model.scores, settings.thresholds, seed=seed, score_conversation=conversation)
     if as_json:
@@ -232,18 +228,24 @@ def eval_cmd(config_path: str | None, model_dir: str | None, seed: int, data, gu
                                                 for k, v in conv["flagged_by_kind"].items()))
 
 
+def _load_model(model_dir: str | None):
+    """The model in ``model_dir`` (one written by ``guard train --out``), or the shipped one."""
+    from clearance.guard.model import MODEL_DIR, LinearModel
+
+    try:
+        return LinearModel.load(Path(model_dir) if model_dir else MODEL_DIR)
+    except (OSError, ValueError, KeyError) as e:
+        raise click.ClickException(f"cannot load model: {e}") from None
+
+
 def _eval_labelled(config_path: str | None, model_dir: str | None, guard_name: str | None, data,
                    target_fpr: float, as_json: bool) -> None:
     from clearance.guard.evaluate import evaluate_labelled
     from clearance.guard.linear import LinearGuard
-    from clearance.guard.model import LinearModel
 
     settings, config_dir = _settings(config_path)
     if model_dir:
-        try:
-            g: Guard = LinearGuard(LinearModel.load(Path(model_dir)), settings.thresholds, cache_entries=0)
-        except (OSError, ValueError, KeyError) as e:
-            raise click.ClickException(f"cannot load model: {e}") from None
+        g: Guard = LinearGuard(_load_model(model_dir), settings.thresholds, cache_entries=0)
     else:
         g = _build(settings, config_dir, guard_name)
     scored, skipped, failed = [], [], []
