@@ -47,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rate", type=float, default=500.0)
     ap.add_argument("--duration", type=float, default=10.0)
     ap.add_argument("--warmup", type=float, default=3.0)
+    ap.add_argument("--system", default="clearance", choices=sorted(systems.CLEARANCE_VARIANTS),
+                    help="which Clearance variant to time (default: every stage on)")
     args = ap.parse_args(argv)
 
     work = Path(tempfile.mkdtemp(prefix="clearance-stages-"))
@@ -58,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         direct = loadgen.run_load(spec(args.duration))
         os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(SITE), saved["PYTHONPATH"]) if p)
         os.environ["CLEARANCE_STAGE_TIMING"] = str(out)
-        run = systems.start_system("clearance", work / "clearance", stub, {1})
+        run = systems.start_system(args.system, work / "clearance", stub, {1})
         try:
             pid = run.procs[0].pid
             load = lambda d: loadgen.LoadSpec(url=run.url, rate=args.rate, duration=d, warmup=0,  # noqa: E731
@@ -82,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
                 os.environ[k] = v
         stub.stop()
     print(json.dumps({
-        "rate_rps": args.rate, "requests": res.requests, "errors": res.errors,
+        "system": args.system, "rate_rps": args.rate, "requests": res.requests, "errors": res.errors,
         "latency_ms": {"p50": res.p50_ms, "p99": res.p99_ms},
         "direct_latency_ms": {"p50": direct.p50_ms, "p99": direct.p99_ms},
         "stages": {name: percentiles(ns) for name, ns in stages.items()},

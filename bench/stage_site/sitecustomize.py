@@ -10,7 +10,9 @@ each stage of a non-streaming request, and records how long each call took:
 - ``audit_wait``: ``pipeline.committed`` (the wait for the decision entry's commit that is left
   after the upstream answered) or, with ``audit.answer_waits_for: completion``, ``pipeline.record``
   (encode the entry, queue it, wait for its commit);
-- ``audit_commit``: ``AuditLog._commit_and_resolve`` on the writer thread (one batch's transaction).
+- ``audit_commit``: ``AuditLog._commit``, one batch's transaction (on the event loop for SQLite,
+  whose disk flush follows on a thread of its own and is not included; on the writer thread for
+  PostgreSQL or with ``audit.sqlite_commit_on: writer_thread``).
 
 ``SIGUSR2`` clears what was recorded (after the warm-up); ``SIGUSR1`` writes it
 as JSON (nanoseconds per call, per stage) to the file.
@@ -59,7 +61,7 @@ if _OUT:
     pipeline.record = _timed("audit_wait", pipeline.record)
     pipeline.committed = _timed("audit_wait", pipeline.committed)
     Router.complete = _timed("upstream", Router.complete)
-    AuditLog._commit_and_resolve = _timed_sync("audit_commit", AuditLog._commit_and_resolve)
+    AuditLog._commit = _timed_sync("audit_commit", AuditLog._commit)
 
     def _dump(*_):
         tmp = _OUT + ".part"

@@ -66,6 +66,7 @@ from sqlalchemy import Connection, Engine, insert, select, update
 
 from clearance.audit.checkpoint import Checkpoint, CheckpointSigner
 from clearance.audit.content import ContentCipher, ContentError, SealedPart
+from clearance.audit.loop_commit import CommitterBusy, LoopCommitter, _is_busy
 from clearance.audit.merkle import Frontier, leaf_hash
 from clearance.audit.settings import AuditSettings
 from clearance.audit.tables import AuditCheckpointRow, AuditEntryRow, AuditHead
@@ -159,6 +160,7 @@ _CONTENT_COLUMNS = "audit_content (entry_idx, part, request_id, key_id, nonce, c
 
 _STOP = object()
 _NUDGE = object()  # wakes the writer for entries set aside by append_later
+_WAL_CHECKPOINT = object()  # asks the writer for a passive SQLite WAL checkpoint (see loop_commit)
 PRUNE_EVERY_SECONDS = 3600.0
 
 
@@ -352,6 +354,12 @@ class _PostgresBatch:
         return bool(dbapi.closed or dbapi.broken)
 
 
+def _sqlite_file(engine: Engine) -> bool:
+    """True when the engine's SQLite database is a file that a second connection can open."""
+    db = engine.url.database
+    return bool(db) and db != ":memory:" and not db.startswith("file:")
+
+
 class AuditLog:
     """The audit log of one gateway process (any number may share a PostgreSQL store).
 
@@ -392,6 +400,9 @@ class AuditLog:
         # The head this process last committed: (size, frontier bytes, frontier); None when unknown.
         self._known: tuple[int, bytes, Frontier] | None = None
         self._skip_fast = 0
+        # Commits of entries submitted on an event loop, on that loop (SQLite files only; see loop_commit).
+        self._committer: LoopCommitter | None = None
+        self._loop_commits = self._sqlite and settings.sqlite_commit_on == "event_loop" and _sqlite_file(engine)
 
     # -- lifecycle --------------------------------------------------------
 
@@ -405,7 +416,15 @@ class AuditLog:
                 self._thread.start()
 
     def close(self) -> None:
-        """Flush queued entries, write a final checkpoint and stop the writer."""
+        """Flush queued entries, write a final checkpoint and stop the writer.
+
+        Entries submitted on an event loop are committed there: close with
+        ``await aclose()`` on that loop to commit the last of them first.
+        """
+        committer, self._committer = self._committer, None
+        if committer is not None:
+            self._loop_commits = False
+            committer.close()
         with self._lock:
             if self._closed:
                 return
@@ -416,6 +435,13 @@ class AuditLog:
             thread.join()
 
     async def aclose(self) -> None:
+        committer, self._committer = self._committer, None
+        if committer is not None:
+            self._loop_commits = False
+            if committer.loop is asyncio.get_running_loop():
+                await committer.aclose()
+            else:
+                committer.close()
         await asyncio.to_thread(self.close)
 
     # -- appending ---------------------------------------------------------
@@ -452,7 +478,12 @@ class AuditLog:
             return fut
         item = self._item(entry, prompt, completion)
         item.waiter, item.loop = fut, loop
-        self._submit(item)
+        committer = self._committer_on(loop)
+        if committer is not None:
+            self._ensure_open()
+            committer.submit(item)
+        else:
+            self._submit(item)
         return fut
 
     def append_later(self, entry: AuditEntry, completion: str | None = None) -> None:
@@ -473,7 +504,13 @@ class AuditLog:
                 loop = asyncio.get_running_loop()
             except RuntimeError:
                 loop = None
-            if loop is None or delay <= 0:
+            committer = self._committer_on(loop) if loop is not None else None
+            if committer is not None:
+                if delay <= 0:
+                    committer.schedule()
+                else:
+                    loop.call_later(delay, committer.schedule)  # type: ignore[union-attr]
+            elif loop is None or delay <= 0:
                 self._q.put(_NUDGE)
             else:
                 loop.call_later(delay, self._nudge)
@@ -481,6 +518,30 @@ class AuditLog:
     def _nudge(self) -> None:
         if self._later:
             self._q.put(_NUDGE)
+
+    def _committer_on(self, loop: asyncio.AbstractEventLoop) -> LoopCommitter | None:
+        """The committer for entries submitted on ``loop``; None sends them to the writer thread."""
+        committer = self._committer
+        if committer is not None:
+            if committer.loop is loop:
+                return committer
+            if not committer.loop.is_closed():
+                return None  # the log serves another loop's commits; this one's go to the writer
+            committer.close()
+            self._committer = None
+        if not self._loop_commits or self._closed:
+            return None
+        self._ensure_open()
+        try:
+            self._committer = LoopCommitter(
+                self, loop, self.engine.url.database, self.settings.sqlite_synchronous == "full",
+                lambda: self._q.put(_WAL_CHECKPOINT),
+            )
+        except Exception as e:  # e.g. the schema is missing: the writer thread reports it per batch
+            log.warning("audit commits stay on the writer thread: %s", e)
+            self._loop_commits = False
+            return None
+        return self._committer
 
     def append_sync(
         self, entry: AuditEntry, prompt: Sequence[Message] | None = None, completion: str | None = None
@@ -582,30 +643,47 @@ class AuditLog:
                 raw.invalidate()
             raise AuditError(f"audit entry not recorded: {type(e).__name__}") from e
 
-    def _commit(self, dbapi: Any, batch: list[_Item]) -> int:
-        """Sequence and commit one batch in one transaction; returns the index of its first entry."""
+    def _commit(self, dbapi: Any, batch: list[_Item], blocking: bool = True) -> int:
+        """Sequence and commit one batch in one transaction; returns the index of its first entry.
+
+        With ``blocking`` false (on the event loop) it raises CommitterBusy
+        instead of waiting for another thread's commit, and a batch that finds
+        the database locked leaves the remembered head as it was.
+        """
         now = datetime.now(UTC)
         if self._time_param is not None:
             now = self._time_param(now)
         content = any(it.content for it in batch)
-        with self._commit_lock:
-            known = self._known
-            self._known = None  # unknown until this batch commits
-            if known is not None and not self._skip_fast:
-                start, old, frontier = known
-                frontier = frontier.copy()
-                for item in batch:
-                    frontier.append(item.leaf)
-                new = frontier.to_bytes()
-                if self._sql.fast(dbapi, start, old, new, batch, now, content):
-                    self._known = (start + len(batch), new, frontier)
-                    return start
-                self._skip_fast = self._sql.skip_after_miss
-            elif self._skip_fast:
-                self._skip_fast -= 1
-            start, frontier = self._sql.slow(dbapi, batch, now, content)
-            self._known = (start + len(batch), frontier.to_bytes(), frontier)
-            return start
+        if not self._commit_lock.acquire(blocking):
+            raise CommitterBusy("another batch is being committed")
+        known = self._known
+        try:
+            return self._commit_locked(dbapi, batch, now, content)
+        except Exception as e:
+            if not blocking and _is_busy(e):
+                self._known = known  # nothing was written
+            raise
+        finally:
+            self._commit_lock.release()
+
+    def _commit_locked(self, dbapi: Any, batch: list[_Item], now: Any, content: bool) -> int:
+        known = self._known
+        self._known = None  # unknown until this batch commits
+        if known is not None and not self._skip_fast:
+            start, old, frontier = known
+            frontier = frontier.copy()
+            for item in batch:
+                frontier.append(item.leaf)
+            new = frontier.to_bytes()
+            if self._sql.fast(dbapi, start, old, new, batch, now, content):
+                self._known = (start + len(batch), new, frontier)
+                return start
+            self._skip_fast = self._sql.skip_after_miss
+        elif self._skip_fast:
+            self._skip_fast -= 1
+        start, frontier = self._sql.slow(dbapi, batch, now, content)
+        self._known = (start + len(batch), frontier.to_bytes(), frontier)
+        return start
 
     def _run(self) -> None:
         interval = self.settings.checkpoint_interval_seconds
@@ -640,6 +718,9 @@ class AuditLog:
                             batch.append(item)  # type: ignore[arg-type]
                 if stopping:
                     batch.extend(self._drain())
+                if _WAL_CHECKPOINT in batch:
+                    batch = [it for it in batch if it is not _WAL_CHECKPOINT]
+                    raw = self._wal_checkpoint(raw)
                 batch = self._take_later() + [it for it in batch if it is not _NUDGE]
                 for i in range(0, len(batch), max_size):
                     raw = self._commit_and_resolve(raw, batch[i : i + max_size])
@@ -655,6 +736,16 @@ class AuditLog:
         finally:
             if raw is not None and raw.dbapi_connection is not None:
                 self._release(raw)
+
+    def _wal_checkpoint(self, raw: Any) -> Any:
+        """Copy the WAL into the database file without blocking anyone (the loop's commits turn their own off)."""
+        try:
+            if raw is None or raw.dbapi_connection is None:
+                raw = self._connect()
+            raw.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except Exception as e:  # retried after the next few hundred commits
+            log.warning("audit WAL checkpoint failed: %s", type(e).__name__)
+        return raw
 
     def _gather(self, batch: list[_Item], max_size: int, deadline: float) -> bool:
         """Wait until ``deadline`` for more entries; returns True when asked to stop."""

@@ -37,6 +37,11 @@ class AuditSettings(BaseModel):
     # released answer's entry survives a power loss; "normal" (WAL) survives a crash of the gateway
     # but may lose the newest entries on a power loss or OS crash.  Checkpoints always use "full".
     sqlite_synchronous: Literal["full", "normal"] = "full"
+    # SQLite only: where the statements of entries submitted by the gateway's requests run.
+    # "event_loop": on the loop itself, which never waits for a lock (a locked database is retried
+    # from a timer), while a thread of its own flushes the WAL to disk; "writer_thread": everything
+    # on the writer thread (as PostgreSQL always does).  Both give the same durability.
+    sqlite_commit_on: Literal["event_loop", "writer_thread"] = "event_loop"
     # What a served request's answer waits for.  "decision": its decision entry (who, which model,
     # the policy's reasons, the guard's scores, the prompt's digest) is queued when the request is
     # admitted and committed while the upstream works; the answer is released once that entry is

@@ -17,15 +17,15 @@ _entries = AuditEntryRow.__table__
 
 
 def _batches(log: AuditLog) -> list[int]:
-    """Record the size of every batch the writer commits."""
+    """Record the size of every batch the log commits (on the writer thread or on the event loop)."""
     sizes: list[int] = []
-    commit = log._commit_and_resolve
+    commit = log._commit
 
-    def counted(raw, batch):
+    def counted(dbapi, batch, blocking=True):
         sizes.append(len(batch))
-        return commit(raw, batch)
+        return commit(dbapi, batch, blocking)
 
-    log._commit_and_resolve = counted  # type: ignore[method-assign]
+    log._commit = counted  # type: ignore[method-assign]
     return sizes
 
 
