@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import queue
 import sqlite3
 import threading
 import time
@@ -93,9 +94,9 @@ class LoopCommitter:
         # Committed batches waiting for their flush: (generation, batch, first index).
         self._unflushed: list[tuple[int, list[_Item], int]] = []
         self._generation = 0
-        self._cv = threading.Condition()
-        self._requested = 0  # the newest generation a flush was asked for (guarded by _cv)
-        self._stopping = False
+        # Generations to flush up to, for the flush thread (None: stop).  A SimpleQueue wakes it with
+        # one lock hand-over, and its get() takes the GIL once.
+        self._asks: queue.SimpleQueue[int | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         if flush:
             self._thread = threading.Thread(target=self._flush_run, name="clearance-audit-flush", daemon=True)
@@ -143,9 +144,7 @@ class LoopCommitter:
             return
         self._generation += 1
         self._unflushed.append((self._generation, batch, start))
-        with self._cv:
-            self._requested = self._generation
-            self._cv.notify()
+        self._asks.put(self._generation)
 
     def _retry_later(self, err: BaseException) -> None:
         now = time.monotonic()
@@ -200,9 +199,7 @@ class LoopCommitter:
         if self._retry is not None:
             self._retry.cancel()
             self._retry = None
-        with self._cv:
-            self._stopping = True
-            self._cv.notify()
+        self._asks.put(None)
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join()
         if self._wal >= 0:
@@ -213,21 +210,25 @@ class LoopCommitter:
     # -- the flush thread --------------------------------------------------
 
     def _flush_run(self) -> None:
-        flushed = 0
-        while True:
-            with self._cv:
-                while self._requested == flushed and not self._stopping:
-                    self._cv.wait()
-                if self._requested == flushed:
-                    return
-                target = self._requested
+        asks = self._asks
+        stopping = False
+        while not stopping:
+            target = asks.get()
+            stopping = target is None
+            while not asks.empty():  # one flush covers every commit before it
+                nxt = asks.get_nowait()
+                if nxt is None:
+                    stopping = True
+                else:
+                    target = max(target or 0, nxt)
+            if target is None:
+                return
             err: BaseException | None = None
             try:
                 os.fdatasync(self._wal)
             except OSError as e:
                 log.error("audit WAL flush failed: %s", e)
                 err = e
-            flushed = target
             try:
                 self.loop.call_soon_threadsafe(self._flushed, target, err)
             except RuntimeError:  # the loop has closed; nobody is waiting
