@@ -11,10 +11,11 @@ for entries submitted on the gateway's event loop, :class:`LoopCommitter`:
    loop, through a connection of its own with ``synchronous=NORMAL``: the
    statements write the WAL into the operating system's cache and never wait
    for the disk;
-2. asks its flush thread to ``fdatasync`` the WAL.  One flush covers every
-   batch committed before it began, so under load batches share flushes;
-3. resolves a batch's futures once a flush that began after its commit has
-   returned (with ``audit.sqlite_synchronous: normal``, at once).
+2. asks its flush thread to ``fdatasync`` the WAL, and resolves the batch's
+   futures when that flush returns (with ``audit.sqlite_synchronous: normal``,
+   at once).  One flush is under way at a time: what is submitted meanwhile
+   is committed as one batch when it returns, so under load there is about
+   one transaction and one flush per flush time, not per request.
 
 A released answer's entry is therefore on disk exactly as with
 ``synchronous=FULL``, which flushes the WAL at every commit.
@@ -91,12 +92,11 @@ class LoopCommitter:
         self._busy_since: float | None = None
         self._backoff = RETRY_FIRST_S
         self._since_wal_checkpoint = 0
-        # Committed batches waiting for their flush: (generation, batch, first index).
-        self._unflushed: list[tuple[int, list[_Item], int]] = []
-        self._generation = 0
-        # Generations to flush up to, for the flush thread (None: stop).  A SimpleQueue wakes it with
-        # one lock hand-over, and its get() takes the GIL once.
-        self._asks: queue.SimpleQueue[int | None] = queue.SimpleQueue()
+        # The committed batch (and its first index) whose flush is under way; one at a time.
+        self._flushing: tuple[list[_Item], int] | None = None
+        # Asks for the flush thread: True to flush, None to stop.  A SimpleQueue wakes it with one
+        # lock hand-over, and its get() takes the GIL once.
+        self._asks: queue.SimpleQueue[bool | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         if flush:
             self._thread = threading.Thread(target=self._flush_run, name="clearance-audit-flush", daemon=True)
@@ -118,7 +118,11 @@ class LoopCommitter:
     def commit_pending(self) -> None:
         """Commit everything pending and set aside as one batch (a timer retries it when locked)."""
         self._scheduled = False
-        self._retry = None
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
+        if self._flushing is not None:
+            return  # a flush is under way: what comes meanwhile is committed as one batch when it returns
         batch = self._log._take_later() + self._pending
         self._pending = []
         if not batch:
@@ -142,9 +146,8 @@ class LoopCommitter:
         if not self._flush_wanted:
             _settle(batch, start, None)
             return
-        self._generation += 1
-        self._unflushed.append((self._generation, batch, start))
-        self._asks.put(self._generation)
+        self._flushing = (batch, start)
+        self._asks.put(True)
 
     def _retry_later(self, err: BaseException) -> None:
         now = time.monotonic()
@@ -172,15 +175,17 @@ class LoopCommitter:
             err = AuditError(f"audit entry not recorded: {type(err).__name__}")
         _settle(batch, None, err)
 
-    def _flushed(self, generation: int, err: BaseException | None) -> None:
-        """The flush that began after ``generation`` was committed has returned: release those batches."""
-        done = [u for u in self._unflushed if u[0] <= generation]
-        self._unflushed = [u for u in self._unflushed if u[0] > generation]
-        for _, batch, start in done:
-            if err is None:
-                _settle(batch, start, None)
-            else:
-                self._fail(batch, err)
+    def _flushed(self, err: BaseException | None) -> None:
+        """The flush of the last committed batch has returned: release it, and commit what came meanwhile."""
+        if self._flushing is None:
+            return
+        (batch, start), self._flushing = self._flushing, None
+        if err is None:
+            _settle(batch, start, None)
+        else:
+            self._fail(batch, err)
+        if self._pending or self._log._later:
+            self.commit_pending()
 
     async def aclose(self) -> None:
         """Commit what is pending, wait for its flush, then stop the flush thread and close the connection."""
@@ -188,7 +193,7 @@ class LoopCommitter:
             self._retry.cancel()
         self.commit_pending()
         deadline = time.monotonic() + BUSY_GIVE_UP_S + 1
-        while (self._pending or self._unflushed) and time.monotonic() < deadline:
+        while (self._pending or self._flushing) and time.monotonic() < deadline:
             await asyncio.sleep(0.001)
             if self._pending and self._retry is None and not self._scheduled:
                 self.commit_pending()
@@ -210,19 +215,7 @@ class LoopCommitter:
     # -- the flush thread --------------------------------------------------
 
     def _flush_run(self) -> None:
-        asks = self._asks
-        stopping = False
-        while not stopping:
-            target = asks.get()
-            stopping = target is None
-            while not asks.empty():  # one flush covers every commit before it
-                nxt = asks.get_nowait()
-                if nxt is None:
-                    stopping = True
-                else:
-                    target = max(target or 0, nxt)
-            if target is None:
-                return
+        while self._asks.get():
             err: BaseException | None = None
             try:
                 os.fdatasync(self._wal)
@@ -230,7 +223,7 @@ class LoopCommitter:
                 log.error("audit WAL flush failed: %s", e)
                 err = e
             try:
-                self.loop.call_soon_threadsafe(self._flushed, target, err)
+                self.loop.call_soon_threadsafe(self._flushed, err)
             except RuntimeError:  # the loop has closed; nobody is waiting
                 return
 

@@ -248,3 +248,33 @@ def test_writer_thread_setting_keeps_every_commit_on_the_writer(engine, entry) -
     assert asyncio.run(run()) == [0, 1]
     assert writer == [1, 1]
     log.close()
+
+
+def test_entries_that_come_during_a_flush_are_committed_together_when_it_returns(engine, entry, monkeypatch) -> None:
+    flush = _HeldFlush()
+    monkeypatch.setattr(loop_commit.os, "fdatasync", flush)
+    log = AuditLog(engine, AuditSettings(origin=ORIGIN))
+    sizes: list[int] = []
+    commit = log._commit
+
+    def counted(dbapi, batch, blocking=True):
+        sizes.append(len(batch))
+        return commit(dbapi, batch, blocking)
+
+    log._commit = counted  # type: ignore[method-assign]
+
+    async def run() -> list[int]:
+        first = log.submit(entry(0))
+        while flush.calls == 0:  # committed, and its flush is under way (held)
+            await asyncio.sleep(0.005)
+        later = [log.submit(entry(i)) for i in (1, 2)]
+        for _ in range(10):
+            await asyncio.sleep(0.005)
+        assert sizes == [1] and _count(engine) == 1  # held until the flush returns
+        flush.release.set()
+        return list(await asyncio.gather(first, *later))
+
+    assert asyncio.run(run()) == [0, 1, 2]
+    assert sizes == [1, 2] and flush.calls == 2
+    log.close()
+    assert verify_log(engine, None, ORIGIN).ok
