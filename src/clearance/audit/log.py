@@ -66,7 +66,7 @@ from sqlalchemy import Connection, Engine, insert, select, update
 
 from clearance.audit.checkpoint import Checkpoint, CheckpointSigner
 from clearance.audit.content import ContentCipher, ContentError, SealedPart
-from clearance.audit.loop_commit import CommitterBusy, LoopCommitter, _is_busy
+from clearance.audit.loop_commit import CommitterBusy, LoopCommitter, is_busy
 from clearance.audit.merkle import Frontier, leaf_hash
 from clearance.audit.settings import AuditSettings
 from clearance.audit.tables import AuditCheckpointRow, AuditEntryRow, AuditHead
@@ -418,13 +418,15 @@ class AuditLog:
     def close(self) -> None:
         """Flush queued entries, write a final checkpoint and stop the writer.
 
-        Entries submitted on an event loop are committed there: close with
-        ``await aclose()`` on that loop to commit the last of them first.
+        Entries submitted on an event loop are committed there: ``await
+        aclose()`` on that loop also waits for their disk flush.  Here, what
+        the loop had not committed yet goes to the writer thread.
         """
         committer, self._committer = self._committer, None
         if committer is not None:
             self._loop_commits = False
-            committer.close()
+            for item in committer.close():
+                self._q.put(item)
         with self._lock:
             if self._closed:
                 return
@@ -438,10 +440,9 @@ class AuditLog:
         committer, self._committer = self._committer, None
         if committer is not None:
             self._loop_commits = False
-            if committer.loop is asyncio.get_running_loop():
-                await committer.aclose()
-            else:
-                committer.close()
+            left = await committer.aclose() if committer.loop is asyncio.get_running_loop() else committer.close()
+            for item in left:  # what could not be committed on the loop goes to the writer thread
+                self._q.put(item)
         await asyncio.to_thread(self.close)
 
     # -- appending ---------------------------------------------------------
@@ -527,7 +528,8 @@ class AuditLog:
                 return committer
             if not committer.loop.is_closed():
                 return None  # the log serves another loop's commits; this one's go to the writer
-            committer.close()
+            for item in committer.close():  # a loop that closed with entries not yet committed
+                self._q.put(item)
             self._committer = None
         if not self._loop_commits or self._closed:
             return None
@@ -660,13 +662,14 @@ class AuditLog:
         try:
             return self._commit_locked(dbapi, batch, now, content)
         except Exception as e:
-            if not blocking and _is_busy(e):
+            if not blocking and is_busy(e):
                 self._known = known  # nothing was written
             raise
         finally:
             self._commit_lock.release()
 
     def _commit_locked(self, dbapi: Any, batch: list[_Item], now: Any, content: bool) -> int:
+        """``_commit`` under the commit lock: the remembered head's fast path, or the head read under its lock."""
         known = self._known
         self._known = None  # unknown until this batch commits
         if known is not None and not self._skip_fast:

@@ -57,7 +57,8 @@ class CommitterBusy(Exception):
     """The batch could not take the write lock now; it is retried."""
 
 
-def _is_busy(err: BaseException) -> bool:
+def is_busy(err: BaseException) -> bool:
+    """True when ``err`` says the database was locked by someone else (the batch may be tried again)."""
     if isinstance(err, CommitterBusy):
         return True
     if not isinstance(err, sqlite3.OperationalError):
@@ -131,7 +132,7 @@ class LoopCommitter:
             start = self._log._commit(self._conn, batch, blocking=False)
         except Exception as e:
             self._rollback()
-            if _is_busy(e):
+            if is_busy(e):
                 self._pending = batch
                 self._retry_later(e)
                 return
@@ -187,8 +188,8 @@ class LoopCommitter:
         if self._pending or self._log._later:
             self.commit_pending()
 
-    async def aclose(self) -> None:
-        """Commit what is pending, wait for its flush, then stop the flush thread and close the connection."""
+    async def aclose(self) -> list[_Item]:
+        """Commit what is pending and wait for its flush; then ``close`` (returning what is left)."""
         if self._retry is not None:
             self._retry.cancel()
         self.commit_pending()
@@ -197,13 +198,14 @@ class LoopCommitter:
             await asyncio.sleep(0.001)
             if self._pending and self._retry is None and not self._scheduled:
                 self.commit_pending()
-        self.close()
+        return self.close()
 
-    def close(self) -> None:
-        """Stop the flush thread and close the connection (entries still pending are not committed)."""
+    def close(self) -> list[_Item]:
+        """Stop the flush thread and close the connection; returns the entries not yet committed."""
         if self._retry is not None:
             self._retry.cancel()
             self._retry = None
+        pending, self._pending = self._pending, []
         self._asks.put(None)
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join()
@@ -211,6 +213,7 @@ class LoopCommitter:
             os.close(self._wal)
             self._wal = -1
         self._conn.close()
+        return pending
 
     # -- the flush thread --------------------------------------------------
 

@@ -278,3 +278,18 @@ def test_entries_that_come_during_a_flush_are_committed_together_when_it_returns
     assert sizes == [1, 2] and flush.calls == 2
     log.close()
     assert verify_log(engine, None, ORIGIN).ok
+
+
+def test_close_hands_what_the_loop_has_not_committed_to_the_writer(engine, entry) -> None:
+    log = AuditLog(engine, AuditSettings(origin=ORIGIN))
+    writer = _writer_batches(log)
+
+    async def run() -> int:
+        fut = log.submit(entry(0))  # its commit is due at the end of this turn of the loop
+        log.close()  # before that turn ends
+        assert _count(engine) == 1
+        return await asyncio.wait_for(fut, 10)
+
+    assert asyncio.run(run()) == 0
+    assert writer == [1]
+    assert verify_log(engine, None, ORIGIN).ok
