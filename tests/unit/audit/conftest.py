@@ -28,6 +28,19 @@ def entry():
     return make_entry
 
 
+def count_batches(log) -> list[int]:
+    """Record the size of every batch ``log`` commits (on the writer thread or on the event loop)."""
+    sizes: list[int] = []
+    commit = log._commit
+
+    def counted(dbapi, batch, blocking=True):
+        sizes.append(len(batch))
+        return commit(dbapi, batch, blocking)
+
+    log._commit = counted
+    return sizes
+
+
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -11,22 +11,10 @@ from clearance.audit.log import AuditError, AuditLog
 from clearance.audit.settings import AuditSettings
 from clearance.audit.tables import AuditEntryRow
 from clearance.audit.verify import verify_log
+from tests.unit.audit.conftest import count_batches
 
 ORIGIN = "test.example/audit"
 _entries = AuditEntryRow.__table__
-
-
-def _batches(log: AuditLog) -> list[int]:
-    """Record the size of every batch the log commits (on the writer thread or on the event loop)."""
-    sizes: list[int] = []
-    commit = log._commit
-
-    def counted(dbapi, batch, blocking=True):
-        sizes.append(len(batch))
-        return commit(dbapi, batch, blocking)
-
-    log._commit = counted  # type: ignore[method-assign]
-    return sizes
 
 
 def _count(engine) -> int:
@@ -37,7 +25,7 @@ def _count(engine) -> int:
 def test_a_deferred_entry_rides_with_the_next_waited_for_entry(engine, entry) -> None:
     # A bound far longer than the test: only the waited-for entry can release the deferred one.
     log = AuditLog(engine, AuditSettings(origin=ORIGIN, completion_max_delay_ms=10_000))
-    sizes = _batches(log)
+    sizes = count_batches(log)
 
     async def run() -> int:
         log.append_later(entry(1))
@@ -53,7 +41,7 @@ def test_a_deferred_entry_rides_with_the_next_waited_for_entry(engine, entry) ->
 
 def test_a_deferred_entry_alone_is_committed_after_the_bound(engine, entry) -> None:
     log = AuditLog(engine, AuditSettings(origin=ORIGIN, completion_max_delay_ms=50))
-    sizes = _batches(log)
+    sizes = count_batches(log)
 
     async def run() -> None:
         log.append_later(entry(1))  # nothing else comes: the loop's timer wakes the writer

@@ -17,6 +17,7 @@ from clearance.audit.settings import AuditSettings
 from clearance.audit.tables import AuditEntryRow
 from clearance.audit.verify import verify_log
 from clearance.store.db import make_engine, migrate
+from tests.unit.audit.conftest import count_batches
 
 ORIGIN = "test.example/audit"
 _entries = AuditEntryRow.__table__
@@ -254,14 +255,7 @@ def test_entries_that_come_during_a_flush_are_committed_together_when_it_returns
     flush = _HeldFlush()
     monkeypatch.setattr(loop_commit.os, "fdatasync", flush)
     log = AuditLog(engine, AuditSettings(origin=ORIGIN))
-    sizes: list[int] = []
-    commit = log._commit
-
-    def counted(dbapi, batch, blocking=True):
-        sizes.append(len(batch))
-        return commit(dbapi, batch, blocking)
-
-    log._commit = counted  # type: ignore[method-assign]
+    sizes = count_batches(log)
 
     async def run() -> list[int]:
         first = log.submit(entry(0))
