@@ -112,7 +112,7 @@ class LoopCommitter:
 
     def schedule(self) -> None:
         """Commit what is pending (and set aside) at the end of this turn of the loop."""
-        if not self._scheduled and self._retry is None:
+        if not self._scheduled and self._retry is None and (self._pending or self._log._later):
             self._scheduled = True
             self.loop.call_soon(self.commit_pending)
 
