@@ -4,11 +4,18 @@
 the backends, guard and audit log, and returns a Starlette app whose
 lifespan starts and stops them.  ``app_from_env`` is the factory uvicorn's
 workers call, reading the config path from ``$CLEARANCE_CONFIG``.
+
+A server process (``app_from_env``, the demo) freezes what start-up built
+(``gc.freeze``) once it is ready: the store, the first snapshot, the guard's
+models and the libraries are never scanned again by the cyclic garbage
+collector, whose full collections otherwise paused every request for about
+30 ms each time.  Requests' own objects are collected as before.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 
@@ -57,7 +64,7 @@ def build_audit(config: Config, engine):
     return open_audit_log(config, engine)
 
 
-def create_app(config: Config) -> Starlette:
+def create_app(config: Config, freeze_after_start: bool = False) -> Starlette:
     config.state_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(config.db_url)
     migrate(engine)
@@ -81,6 +88,10 @@ def create_app(config: Config) -> Starlette:
             if not ACCELERATED:
                 log.warning("the guard's C extension is not built: n-grams are hashed with numpy "
                             "(the same scores, more CPU per prompt); reinstall with a C compiler present")
+        if freeze_after_start:
+            gc.collect()  # what start-up left behind goes first
+            gc.freeze()
+            ready["gc_frozen_objects"] = gc.get_freeze_count()
         log.info("gateway ready", extra=ready)
         try:
             yield
@@ -140,4 +151,4 @@ class DirectRoutes:
 def app_from_env() -> Starlette:
     config = load_config(os.environ["CLEARANCE_CONFIG"])
     setup_logging(config.server.log_format, config.server.log_level)
-    return create_app(config)
+    return create_app(config, freeze_after_start=True)

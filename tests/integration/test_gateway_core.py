@@ -225,6 +225,15 @@ def test_models_health_and_metrics(world, client):
     assert "clearance_decisions_total" in metrics
 
 
+def test_the_server_freezes_what_start_up_built(world):
+    # Start-up's objects are left out of the cyclic collector's full collections (gc.freeze):
+    # the ready line says how many.
+    ready = [json.loads(line) for line in world["gw"].log().splitlines()
+             if line.startswith("{") and '"gateway ready"' in line]
+    assert ready, "no ready line in the gateway's log"
+    assert ready[0]["gc_frozen_objects"] > 10_000
+
+
 def _audit_entries(world) -> list[dict]:
     from sqlalchemy import text
 

@@ -73,7 +73,7 @@ def run_demo(port: int, state_dir: Path) -> None:
     config, keys = load_demo(state_dir)
     _ensure_audit_key(config)
     setup_logging(config.server.log_format, config.server.log_level)
-    app = create_app(config)
+    app = create_app(config, freeze_after_start=True)
     click.echo(instructions(port, keys, config_path))
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, loop="uvloop",
                 http="clearance.httpserver:HttpProtocol")
