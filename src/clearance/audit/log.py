@@ -66,7 +66,7 @@ from sqlalchemy import Connection, Engine, insert, select, update
 
 from clearance.audit.checkpoint import Checkpoint, CheckpointSigner
 from clearance.audit.content import ContentCipher, ContentError, SealedPart
-from clearance.audit.loop_commit import CommitterBusy, LoopCommitter, is_busy
+from clearance.audit.loop_commit import CommitterBusy, LoopCommitter, is_busy, settle_all
 from clearance.audit.merkle import Frontier, leaf_hash
 from clearance.audit.settings import AuditSettings
 from clearance.audit.tables import AuditCheckpointRow, AuditEntryRow, AuditHead
@@ -164,37 +164,23 @@ _WAL_CHECKPOINT = object()  # asks the writer for a passive SQLite WAL checkpoin
 PRUNE_EVERY_SECONDS = 3600.0
 
 
-def _settle_all(pairs: list[tuple[asyncio.Future, int | None]], exc: BaseException | None) -> None:
-    """Resolve the futures of one batch on their event loop (one callback per batch and loop)."""
-    for fut, idx in pairs:
-        if fut.done():
-            continue
-        if exc is not None:
-            fut.set_exception(exc)
-        else:
-            fut.set_result(idx)
-
-
 def _resolve(batch: list[_Item], start: int | None, exc: BaseException | None) -> None:
+    """Wake a committed (or failed) batch's callers: threads' futures here, asyncio futures on their loops."""
+    threads: list[tuple[Any, int | None]] = []  # concurrent.futures.Future: settled from any thread
     groups: dict[asyncio.AbstractEventLoop, list[tuple[Any, int | None]]] = {}
     for i, item in enumerate(batch):
         idx = None if start is None else start + i
         if item.loop is None:
-            fut = item.waiter
-            if fut is None or fut.done():
-                continue
-            if exc is not None:
-                fut.set_exception(exc)
-            else:
-                fut.set_result(idx)
+            threads.append((item.waiter, idx))
             continue
         group = groups.get(item.loop)
         if group is None:
             groups[item.loop] = group = []
         group.append((item.waiter, idx))
+    settle_all(threads, exc)
     for loop, pairs in groups.items():
         try:
-            loop.call_soon_threadsafe(_settle_all, pairs, exc)
+            loop.call_soon_threadsafe(settle_all, pairs, exc)  # one callback per batch and loop
         except RuntimeError:  # the loop has closed; nobody is waiting
             pass
 
@@ -425,8 +411,7 @@ class AuditLog:
         committer, self._committer = self._committer, None
         if committer is not None:
             self._loop_commits = False
-            for item in committer.close():
-                self._q.put(item)
+            self._to_writer(committer.close())
         with self._lock:
             if self._closed:
                 return
@@ -440,9 +425,8 @@ class AuditLog:
         committer, self._committer = self._committer, None
         if committer is not None:
             self._loop_commits = False
-            left = await committer.aclose() if committer.loop is asyncio.get_running_loop() else committer.close()
-            for item in left:  # what could not be committed on the loop goes to the writer thread
-                self._q.put(item)
+            self._to_writer(await committer.aclose() if committer.loop is asyncio.get_running_loop()
+                            else committer.close())
         await asyncio.to_thread(self.close)
 
     # -- appending ---------------------------------------------------------
@@ -479,9 +463,8 @@ class AuditLog:
             return fut
         item = self._item(entry, prompt, completion)
         item.waiter, item.loop = fut, loop
-        committer = self._committer_on(loop)
+        committer = self._committer_on(loop)  # only while the log is open, its writer started
         if committer is not None:
-            self._ensure_open()
             committer.submit(item)
         else:
             self._submit(item)
@@ -520,6 +503,11 @@ class AuditLog:
         if self._later:
             self._q.put(_NUDGE)
 
+    def _to_writer(self, items: list[_Item]) -> None:
+        """Entries a loop's committer could not commit: the writer thread commits them (and wakes their callers)."""
+        for item in items:
+            self._q.put(item)
+
     def _committer_on(self, loop: asyncio.AbstractEventLoop) -> LoopCommitter | None:
         """The committer for entries submitted on ``loop``; None sends them to the writer thread."""
         committer = self._committer
@@ -528,8 +516,7 @@ class AuditLog:
                 return committer
             if not committer.loop.is_closed():
                 return None  # the log serves another loop's commits; this one's go to the writer
-            for item in committer.close():  # a loop that closed with entries not yet committed
-                self._q.put(item)
+            self._to_writer(committer.close())  # a loop that closed with entries not yet committed
             self._committer = None
         if not self._loop_commits or self._closed:
             return None

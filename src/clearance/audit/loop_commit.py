@@ -190,14 +190,10 @@ class LoopCommitter:
 
     async def aclose(self) -> list[_Item]:
         """Commit what is pending and wait for its flush; then ``close`` (returning what is left)."""
-        if self._retry is not None:
-            self._retry.cancel()
-        self.commit_pending()
+        self.commit_pending()  # what is left then is waiting for a flush or for a lock (retried by a timer)
         deadline = time.monotonic() + BUSY_GIVE_UP_S + 1
         while (self._pending or self._flushing) and time.monotonic() < deadline:
             await asyncio.sleep(0.001)
-            if self._pending and self._retry is None and not self._scheduled:
-                self.commit_pending()
         return self.close()
 
     def close(self) -> list[_Item]:
@@ -231,13 +227,17 @@ class LoopCommitter:
                 return
 
 
-def _settle(batch: list[_Item], start: int | None, exc: BaseException | None) -> None:
-    """Resolve the futures of a batch committed on this loop (or tell them it failed)."""
-    for i, item in enumerate(batch):
-        fut: Any = item.waiter
+def settle_all(pairs: list[tuple[Any, int | None]], exc: BaseException | None) -> None:
+    """Settle futures (asyncio ones on their own loop): each with its index, or all with ``exc``."""
+    for fut, idx in pairs:
         if fut is None or fut.done():
             continue
         if exc is not None:
             fut.set_exception(exc)
         else:
-            fut.set_result(start + i)  # type: ignore[operator]
+            fut.set_result(idx)
+
+
+def _settle(batch: list[_Item], start: int | None, exc: BaseException | None) -> None:
+    """Resolve the futures of a batch committed on this loop (or tell them it failed)."""
+    settle_all([(it.waiter, None if start is None else start + i) for i, it in enumerate(batch)], exc)
