@@ -30,6 +30,8 @@ import anyio
 
 from clearance.api.errors import ApiError
 from clearance.config import Config, ModelSettings
+from clearance.guard.base import CATEGORIES as GUARD_CATEGORIES
+from clearance.guard.context import policy_scores
 from clearance.identity.keys import hash_key
 from clearance.policy.engine import PolicyContext
 from clearance.routing.backends.base import UpstreamError
@@ -43,7 +45,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("clearance.pipeline")
 
-GUARD_CATEGORIES = ("jailbreak", "cyber_offense")
 CLIENT_GONE = "client disconnected"  # recorded with status 499, as proxies do
 RESPONSE_WINDOW_CHARS = 4000  # streamed answers are screened in overlapping windows of this size
 
@@ -149,8 +150,9 @@ def decide(snapshot: Snapshot, principal: Principal, model: ModelSettings, score
     if guard_failed:
         return Decision(False, (Reason("guard-unavailable", "The required prompt guard could not decide", "system"),),
                         errors=(scores.error,), snapshot_hash=snapshot.hash)
-    guard = {c: float(scores.scores.get(c, 0.0)) for c in GUARD_CATEGORIES}
     try:
+        # Every category, read fail closed: a guard that knows only cyber_offense sets cyber_high_risk.
+        guard = policy_scores(scores.scores)
         return snapshot.policy.decide(principal, model.name, PolicyContext(now, principal.use_case, guard))
     except Exception as e:  # fail closed
         return Decision(False, (Reason("policy-error", "Policy evaluation failed", "system"),),

@@ -58,19 +58,17 @@ def test_every_persona_gets_a_completion(demo, persona):
     assert out.choices[0].message.content.startswith("[simulated frontier-lab]")
 
 
-def test_models_differ_per_persona(demo):
+def test_every_verified_persona_sees_every_model(demo):
+    # frontier-cyber is open to every verified user; the guard policies decide which cyber requests it serves.
     seen = {p: sorted(m.id for m in client(demo, p).models.list()) for p in demo["keys"]}
-    assert seen["us-defender"] == ["frontier-cyber", "frontier-general", "open-local"]
-    assert seen["us-analyst"] == ["frontier-general", "open-local"]
+    for persona in demo["keys"]:
+        assert seen[persona] == ["frontier-cyber", "frontier-general", "open-local"]
 
 
-def test_cyber_model_refused_outside_critical_infrastructure_with_reason(demo):
-    with pytest.raises(openai.PermissionDeniedError) as exc:
-        client(demo, "us-analyst").chat.completions.create(
-            model="frontier-cyber", messages=[{"role": "user", "content": "hello"}])
-    body = exc.value.body
-    assert body["code"] == "policy_denied"
-    assert body["reasons"] and all(r["id"] and r["title"] for r in body["reasons"])
+def test_cyber_model_serves_ordinary_requests_outside_critical_infrastructure(demo):
+    out = client(demo, "us-analyst").chat.completions.create(
+        model="frontier-cyber", messages=[{"role": "user", "content": "hello"}])
+    assert out.choices[0].message.content
 
 
 def test_demo_traffic_is_provable(demo):
@@ -99,7 +97,10 @@ def test_exploit_request_served_to_defender_and_refused_to_analyst(demo):
     assert out.choices[0].message.content
     with pytest.raises(openai.PermissionDeniedError) as exc:
         client(demo, "us-analyst").chat.completions.create(model="frontier-cyber", messages=ask)
-    assert exc.value.body["code"] in ("guard_blocked", "policy_denied")
+    body = exc.value.body
+    assert body["code"] == "guard_blocked"
+    assert "guard-cyber-high-risk" in [r["id"] for r in body["reasons"]]
+    assert body["reasons"] and all(r["id"] and r["title"] for r in body["reasons"])
 
 
 def test_benign_alarming_prompt_is_served(demo):

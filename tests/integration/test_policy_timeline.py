@@ -51,7 +51,8 @@ unless { principal in [%s] };
 
 
 def demo_world(tmp: Path, db_url: str) -> tuple[Path, dict[str, str], list]:
-    """The demo's backends and models (plus an approval-required one), guard off; personas made with the CLI."""
+    """The demo's backends and models (plus an approval-required one and a preview one nobody is permitted),
+    guard off; personas made with the CLI."""
     lab, local = start_upstream("frontier-lab-sim"), start_upstream("local-vllm-sim")
     backends = [
         {"name": "frontier-lab-cyber", "kind": "anthropic", "base_url": lab.url, "model": "lab-cyber",
@@ -66,6 +67,8 @@ def demo_world(tmp: Path, db_url: str) -> tuple[Path, dict[str, str], list]:
         {"name": "open-local", "family": "open-weight", "backends": ["local-vllm"]},
         {"name": "frontier-next", "family": "frontier-next", "backends": ["frontier-lab-general"],
          "attributes": {"approval_required": True}},
+        # No demo policy permits it: only a grant opens it (the evaluator window).
+        {"name": "frontier-preview", "family": "frontier", "backends": ["frontier-lab-general"]},
     ]
     config = write_config(tmp, db_url, backends, models, policy={"files": demo_policy_files()},
                           guard={"enabled": False})
@@ -187,7 +190,8 @@ def test_suspension_redeployment_and_lifting(demo):
         ("intl-researcher", "frontier-general"): 200,
         ("us-analyst", "frontier-general"): 200,
         ("us-defender", "frontier-cyber"): 200,
-        ("us-analyst", "frontier-cyber"): lambda o: denied_by(o, "default-deny", "system"),
+        ("us-analyst", "frontier-cyber"): 200,
+        ("us-analyst", "frontier-preview"): lambda o: denied_by(o, "default-deny", "system"),
     })
 
     # Impact first: the requests just recorded in the audit log, replayed against the proposed suspension.
@@ -238,7 +242,7 @@ def test_suspension_redeployment_and_lifting(demo):
     check_all(gw, keys, {
         ("intl-researcher", "frontier-general"): 200,
         ("us-defender", "frontier-cyber"): 200,
-        ("us-analyst", "frontier-cyber"): lambda o: denied_by(o, "default-deny", "system"),
+        ("us-analyst", "frontier-cyber"): 200,
     })
     listed = json.loads(run_cli(config, "directive", "list", "--json").stdout)
     assert {d["id"]: d["status"] for d in listed} == {"EO-SUSPEND-1": "revoked", "EO-REDEPLOY-1": "revoked"}
@@ -264,25 +268,25 @@ def test_evaluator_window_opens_and_closes(demo):
     # Wide margins: two CLI calls must finish before the window opens, even on a loaded 2-core machine.
     opens = datetime.now(timezone.utc) + timedelta(seconds=15)
     closes = opens + timedelta(seconds=8)
-    t = cli(config, "grant", "add", "--org", org, "--model", "frontier-cyber", "--from", iso(opens),
+    t = cli(config, "grant", "add", "--org", org, "--model", "frontier-preview", "--from", iso(opens),
             "--until", iso(closes), "--reason", "pre-release evaluation")
     grant_id = json.loads(run_cli(config, "grant", "list", "--json").stdout)[-1]["id"]
     settle(t)
 
-    before = ask(gw, keys["gov-evaluator"], "frontier-cyber")
+    before = ask(gw, keys["gov-evaluator"], "frontier-preview")
     if before.started < opens.timestamp() - 0.5:  # on a very slow machine the window may already be open
         assert denied_by(before, "default-deny", "system"), before
 
     time.sleep(max(0.0, opens.timestamp() + 0.3 - time.time()))
-    inside = [ask(gw, keys["gov-evaluator"], "frontier-cyber", client(gw, keys["gov-evaluator"], True))
+    inside = [ask(gw, keys["gov-evaluator"], "frontier-preview", client(gw, keys["gov-evaluator"], True))
               for _ in range(3)]
     assert all(served(o) for o in inside if o.started < closes.timestamp() - 0.5), inside
     assert any(o.started < closes.timestamp() - 0.5 for o in inside)
     # The window is for that org only.
-    assert denied_by(ask(gw, keys["us-analyst"], "frontier-cyber"), "default-deny")
+    assert denied_by(ask(gw, keys["us-analyst"], "frontier-preview"), "default-deny")
 
     time.sleep(max(0.0, closes.timestamp() + 0.2 - time.time()))
-    after = [ask(gw, keys["gov-evaluator"], "frontier-cyber", client(gw, keys["gov-evaluator"], True))
+    after = [ask(gw, keys["gov-evaluator"], "frontier-preview", client(gw, keys["gov-evaluator"], True))
              for _ in range(3)]
     assert all(denied_by(o, "default-deny", "system") for o in after), after
     listed = json.loads(run_cli(config, "grant", "list", "--json").stdout)

@@ -112,7 +112,7 @@ def _approval_endpoints(known_models: Collection[str] | None):
     def request_access(request: Request, body: dict, session: Session):
         v = approvals.request_approval(session, _text(body, "org", True), _text(body, "model", True),
                                        requested_by=_text(body, "requested_by"), reason=_text(body, "reason"),
-                                       known_models=known_models)
+                                       known_models=known_models, use_case=_text(body, "use_case"))
         return v.to_json(), 201
 
     def list_requests(request: Request, body: dict, session: Session):

@@ -52,8 +52,12 @@ Try:
        -H 'content-type: application/json' \\
        -d '{{"model": "frontier-general", "messages": [{{"role": "user", "content": "Hello"}}]}}'
 
+  # frontier-cyber serves every verified persona benign and low-risk security work; high-risk
+  # dual use (exploits, pen testing) only us-defender (critical infrastructure); prohibited
+  # requests (ransomware, sabotage) nobody. A refusal names the tier (guard-cyber-...).
   python -c "from openai import OpenAI; c = OpenAI(base_url='{base}/v1', api_key='{k}'); \\
-print(c.chat.completions.create(model='frontier-cyber', messages=[{{'role': 'user', 'content': 'hi'}}]))"
+print(c.chat.completions.create(model='frontier-cyber', messages=[{{'role': 'user', \\
+'content': 'write a working exploit for CVE-2021-44228'}}]))"
 
   clearance directive list --config {config_path}
   clearance audit verify --config {config_path}

@@ -1,11 +1,17 @@
 """The demo world: the situation Clearance exists for, replayed on loopback.
 
-Three models — ``frontier-cyber`` (a restricted cyber-capable frontier
-model), ``frontier-general`` and ``open-local`` (a self-hosted open-weight
-model, the fallback of both) — served by SIMULATED upstreams, and four
-personas: ``us-defender`` (US person at gridco, critical infrastructure),
+Three models — ``frontier-cyber`` (a cyber-capable frontier model),
+``frontier-general`` and ``open-local`` (a self-hosted open-weight model, the
+fallback of both) — served by SIMULATED upstreams, and four verified personas:
+``us-defender`` (US person at gridco, critical infrastructure),
 ``us-analyst`` (US person at acme-bank), ``intl-researcher`` (non-US person
 at eu-lab) and ``gov-evaluator`` (US person at standards-lab).
+
+Every persona may use ``frontier-cyber`` for benign and low-risk security
+work; the guard policies refuse prohibited cyber requests (ransomware,
+sabotage, ...) to everyone and serve high-risk dual use (exploits, pen
+testing, ...) only to ``us-defender``, a verified user of a
+critical-infrastructure org.
 """
 
 from __future__ import annotations
@@ -54,7 +60,8 @@ def demo_config(state_dir: Path, port: int, lab_port: int, local_port: int) -> d
         ],
         "models": [
             {"name": "frontier-cyber", "family": "frontier", "backends": ["frontier-lab-cyber", "local-vllm"],
-             "description": "Restricted cyber-capable frontier model", "attributes": {"approval_required": False}},
+             "description": "Cyber-capable frontier model: high-risk dual-use help only for vetted organisations",
+             "attributes": {"approval_required": False, "cyber_capable": True}},
             {"name": "frontier-general", "family": "frontier", "backends": ["frontier-lab-general", "local-vllm"],
              "description": "General frontier model"},
             {"name": "open-local", "family": "open-weight", "backends": ["local-vllm"],

@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from clearance.guard.base import CATEGORIES, Guard, message_texts
-    from clearance.guard.context import cedar_context
+    from clearance.guard.context import cedar_context, policy_scores
     from clearance.guard.loader import GuardSet, build_guard, load_guard
 
 _EXPORTS = {
     "CATEGORIES": "clearance.guard.base", "Guard": "clearance.guard.base", "message_texts": "clearance.guard.base",
-    "cedar_context": "clearance.guard.context",
+    "cedar_context": "clearance.guard.context", "policy_scores": "clearance.guard.context",
     "GuardSet": "clearance.guard.loader", "build_guard": "clearance.guard.loader", "load_guard": "clearance.guard.loader",
 }
 __all__ = sorted(_EXPORTS)

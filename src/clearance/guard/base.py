@@ -12,7 +12,25 @@ from typing import Any, Protocol, runtime_checkable
 
 from clearance.types import GuardScores
 
-CATEGORIES = ("jailbreak", "cyber_offense")
+# The one list of guard categories: what guards report, what the policy context
+# carries (``context.guard.<category>``, a Cedar decimal) and what thresholds name.
+#
+# The cyber tiers are NESTED (cumulative) probabilities, so for one text
+# cyber_low_risk >= cyber_high_risk >= cyber_prohibited:
+#   cyber_prohibited  P(prohibited): ransomware, destructive sabotage, denial of
+#                     service, exfiltration, malware development or delivery,
+#                     backbone attacks, cyber-physical sabotage, command and
+#                     control, defence evasion.  Refused to everyone.
+#   cyber_high_risk   P(at least high-risk dual use): hacking, penetration
+#                     testing, red teaming, exploit development, privilege
+#                     escalation, lateral movement, credential attacks.
+#   cyber_low_risk    P(at least low-risk dual use): OSINT, scanning.
+#   cyber_offense     max(cyber_prohibited, cyber_high_risk); kept so policies
+#                     written before the tiers keep working.
+# A guard that reports only ``cyber_offense`` (an older model, a remote guard) is
+# read fail closed: see ``clearance.guard.context.policy_scores``.
+CATEGORIES = ("jailbreak", "cyber_prohibited", "cyber_high_risk", "cyber_low_risk", "cyber_offense")
+CYBER_TIERS = ("cyber_prohibited", "cyber_high_risk", "cyber_low_risk")
 
 
 @runtime_checkable

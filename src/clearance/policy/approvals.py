@@ -5,11 +5,18 @@ An approved request becomes policy at the next snapshot: a link of the
 ?resource)``) for the org and model, and membership of the org in the model's
 ``ApprovalList``, which lifts the ``approval-required`` forbid.  Every step is
 kept in ``policy_approval_events``; rows are never deleted.
+
+A request may name a use case (a slug such as ``security-testing``).  An
+approval with a use case is still an approval for the model; the org also
+becomes a member of ``ApprovalList::"<model>#<use case>"``, so policies can
+tell approvals apart (``principal in resource.security_testing_approvals``
+lets the high-risk cyber tier through, see ``policies/guard.cedar``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -23,6 +30,8 @@ from clearance.policy.tables import Approval, ApprovalEvent
 from clearance.store.version import bump_version
 
 STATUSES = ("requested", "approved", "denied", "revoked")
+SECURITY_TESTING = "security-testing"
+_USE_CASE = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +39,7 @@ class ApprovalView:
     id: str
     org: str
     model: str
+    use_case: str
     status: str
     requested_by: str
     request_reason: str
@@ -43,7 +53,7 @@ class ApprovalView:
 
     def to_json(self) -> dict:
         return {
-            "id": self.id, "org": self.org, "model": self.model, "status": self.status,
+            "id": self.id, "org": self.org, "model": self.model, "use_case": self.use_case, "status": self.status,
             "requested_by": self.requested_by, "request_reason": self.request_reason,
             "requested_at": iso(self.requested_at), "decided_by": self.decided_by,
             "decision_reason": self.decision_reason, "decided_at": iso(self.decided_at),
@@ -60,7 +70,7 @@ def _view(session: Session, a: Approval, with_history: bool = False) -> Approval
         ).scalars()
         history = tuple({"at": iso(utc(e.at)), "action": e.action, "actor": e.actor, "reason": e.reason} for e in events)
     return ApprovalView(
-        a.id, a.org_slug, a.model, a.status, a.requested_by, a.request_reason, utc(a.requested_at),
+        a.id, a.org_slug, a.model, a.use_case or "", a.status, a.requested_by, a.request_reason, utc(a.requested_at),
         a.decided_by, a.decision_reason, utc(a.decided_at) if a.decided_at else None,
         utc(a.revoked_at) if a.revoked_at else None, a.revoked_reason, history,
     )
@@ -77,19 +87,35 @@ def _load(session: Session, approval_id: str) -> Approval:
     return row
 
 
+def check_use_case(use_case: str) -> str:
+    """A use case is "" or a lowercase slug (letters, digits, dashes; at most 64)."""
+    use_case = (use_case or "").strip()
+    if use_case and not _USE_CASE.fullmatch(use_case):
+        raise InvalidRequest(f"use case {use_case!r} must be a lowercase slug such as {SECURITY_TESTING!r}")
+    return use_case
+
+
 def request_approval(
     session: Session, org: str, model: str, requested_by: str = "", reason: str = "",
-    known_models: Collection[str] | None = None,
+    known_models: Collection[str] | None = None, use_case: str = "",
 ) -> ApprovalView:
-    """Record a customer's request for access to ``model``.  Raises ``InvalidRequest`` or ``Conflict``."""
+    """Record a customer's request for access to ``model`` (for ``use_case``, if given).
+
+    One open (requested or approved) request per org, model and use case.
+    Raises ``InvalidRequest`` or ``Conflict``.
+    """
     check_org_and_model(session, org, model, known_models)
+    use_case = check_use_case(use_case)
     open_ = session.execute(select(Approval).where(
-        Approval.org_slug == org, Approval.model == model, Approval.status.in_(("requested", "approved")),
+        Approval.org_slug == org, Approval.model == model, Approval.use_case == use_case,
+        Approval.status.in_(("requested", "approved")),
     )).scalars().first()
     if open_ is not None:
-        raise Conflict(f"org {org!r} already has a {open_.status} request for {model!r} ({open_.id})")
+        what = f" for use case {use_case!r}" if use_case else ""
+        raise Conflict(f"org {org!r} already has a {open_.status} request for {model!r}{what} ({open_.id})")
     now = utcnow()
-    row = Approval(id=new_id("apr"), org_slug=org, model=model, status="requested", requested_by=requested_by or "",
+    row = Approval(id=new_id("apr"), org_slug=org, model=model, use_case=use_case, status="requested",
+                   requested_by=requested_by or "",
                    request_reason=reason or "", requested_at=now, decided_by="", decision_reason="",
                    decided_at=None, revoked_at=None, revoked_reason="")
     session.add(row)

@@ -172,7 +172,8 @@ def approval() -> None:
 
 
 def _approval_line(r: dict) -> str:
-    return (f"{r['id']}  {r['status']:<9} {r['org']} -> {r['model']}  requested {r['requested_at']}"
+    use = f" for {r['use_case']}" if r.get("use_case") else ""
+    return (f"{r['id']}  {r['status']:<9} {r['org']} -> {r['model']}{use}  requested {r['requested_at']}"
             + (f"  ({r['decision_reason'] or r['revoked_reason']})" if r["status"] != "requested" else ""))
 
 
@@ -181,14 +182,16 @@ def _approval_line(r: dict) -> str:
 @click.option("--model", required=True)
 @click.option("--by", default="", help="Who asks (user id or name).")
 @click.option("--reason", default="", help="What the access is for.")
+@click.option("--use-case", default="", help="Use case policies can read, e.g. 'security-testing' (high-risk "
+              "dual-use cyber help on a cyber-capable model).")
 @config_option
-def approval_request(org, model, by, reason, config_path) -> None:
+def approval_request(org, model, by, reason, use_case, config_path) -> None:
     """Record a request for ORG to use MODEL."""
     config = open_config(config_path)
     with store(config) as s:
         v = approvals_mod.request_approval(s, org, model, requested_by=by, reason=reason,
-                                           known_models=_known_models(config))
-    click.echo(f"requested {v.id}: {org} -> {model}")
+                                           known_models=_known_models(config), use_case=use_case)
+    click.echo(f"requested {v.id}: {org} -> {model}" + (f" for {v.use_case}" if v.use_case else ""))
 
 
 def _decision_command(name: str, fn, reason_required: bool, help: str):

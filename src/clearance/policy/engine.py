@@ -23,16 +23,22 @@ import cedarpy
 from sqlalchemy.orm import Session
 
 from clearance.config import Config
+from clearance.guard.base import CATEGORIES as GUARD_CATEGORIES
+from clearance.guard.base import CYBER_TIERS
+from clearance.guard.context import policy_scores
 from clearance.policy.analysis import Breakpoints, context_breakpoints
 from clearance.policy.cedartext import NAMESPACE, PolicyTextError, check_policy_text, schema, schema_text
 from clearance.policy.clock import cedar_datetime, cedar_datetime_ms, epoch_ms, utcnow
 from clearance.policy.world import PolicyCompileError, PolicyWorld, load_world
 from clearance.types import Decision, Principal, Reason
 
-GUARD_CATEGORIES: tuple[str, ...] = ("jailbreak", "cyber_offense")
 ACTIONS: tuple[str, ...] = ("invoke", "list")
 MODEL_ATTRIBUTES: dict[str, type] = {"approval_required": bool, "self_hosted": bool, "cyber_capable": bool}
 APPROVAL_TEMPLATE = "approval"
+# Approval use cases a Model attribute exposes (``resource.security_testing_approvals``).  Every
+# use case approved for a model also has its own list, ``ApprovalList::"<model>#<use case>"``.
+USE_CASE_ATTRIBUTES: dict[str, str] = {"security-testing": "security_testing_approvals"}
+_CYBER_KEYS = ("cyber_offense", *CYBER_TIERS)
 
 _USER = f"{NAMESPACE}::User"
 _ORG = f"{NAMESPACE}::Org"
@@ -51,8 +57,11 @@ class PolicyContext:
     """The request context of one decision.
 
     ``now`` should be timezone-aware (a naive value is taken as UTC).
-    ``guard`` must hold a score in 0..1 for every category in
-    ``GUARD_CATEGORIES``; pass 0.0 for a category no guard screens.
+    ``guard`` holds scores in 0..1 by category (``GUARD_CATEGORIES``; pass
+    0.0 for a category no guard screens).  ``jailbreak`` and at least one
+    cyber score are required; cyber tiers left out are derived fail closed
+    by ``guard.context.policy_scores`` (``cyber_high_risk`` from
+    ``cyber_offense``), as the request path does.
     """
 
     now: datetime
@@ -174,18 +183,23 @@ class PolicyEngine:
             return _deny(self.hash, _system("unknown-model", "No such model"))
         if action not in ACTIONS:
             return _deny(self.hash, _system("unknown-action", "No such action"))
-        units: list[int] = []
+        raw = context.guard
+        if raw.get("jailbreak") is None:
+            return _deny(self.hash, _system("guard-score-missing", "No jailbreak score from the guard stage"))
+        if all(raw.get(c) is None for c in _CYBER_KEYS):
+            return _deny(self.hash, _system("guard-score-missing", "No cyber_offense score from the guard stage"))
         for cat in GUARD_CATEGORIES:
-            v = context.guard.get(cat)
+            v = raw.get(cat)
             if v is None:
-                return _deny(self.hash, _system("guard-score-missing", f"No {cat} score from the guard stage"))
+                continue
             try:
                 f = float(v)
             except (TypeError, ValueError):
                 f = math.nan
-            if not (0.0 <= f <= 1.0):
+            if isinstance(v, bool) or not (0.0 <= f <= 1.0):
                 return _deny(self.hash, _system("guard-score-invalid", f"The {cat} score is not a number in 0..1"))
-            units.append(round(f * 10_000))
+        guard = policy_scores(raw)
+        units = [round(guard[c] * 10_000) for c in GUARD_CATEGORIES]
         try:
             now_ms = epoch_ms(context.now)
         except (TypeError, AttributeError, OverflowError):
@@ -276,20 +290,39 @@ def _model_attrs(name: str, attrs: Mapping[str, Any]) -> dict[str, Any]:
             raise PolicyCompileError(f"model {name!r}: attribute {k!r} must be a {typ.__name__}")
         out[k] = v
     out["approvals"] = {"__entity": _uid(_APPROVALS, name)}
+    for use_case, attr in USE_CASE_ATTRIBUTES.items():
+        out[attr] = {"__entity": _uid(_APPROVALS, use_case_list(name, use_case))}
     return out
 
 
+def use_case_list(model: str, use_case: str) -> str:
+    """The id of the ``ApprovalList`` of orgs approved for ``model`` with ``use_case``."""
+    return f"{model}#{use_case}"
+
+
 def _entities_json(world: PolicyWorld) -> list[dict]:
+    model_names = {m.name for m in world.models}
+    # Approval lists: one per model (its id is the model name); one per model and use case that a
+    # Model attribute exposes (always present, as the attribute names it); one per other use case
+    # approved for the model (which rules can name as ApprovalList::"<model>#<use case>").
+    by_use_case = {use_case_list(m, u) for m in model_names for u in USE_CASE_ATTRIBUTES}
     approved: dict[str, set[str]] = {}
     for a in world.approvals:
+        if a.model not in model_names:
+            continue
         approved.setdefault(a.org, set()).add(a.model)
-    model_names = {m.name for m in world.models}
+        if a.use_case:
+            approved[a.org].add(use_case_list(a.model, a.use_case))
+            by_use_case.add(use_case_list(a.model, a.use_case))
+    clash = sorted(by_use_case & model_names)
+    if clash:
+        raise PolicyCompileError(f"model names {clash} clash with approval lists named '<model>#<use case>'")
+    lists = sorted(model_names | by_use_case)
     ents: list[dict] = [{"uid": _uid(_GROUP, g), "attrs": {}, "parents": []} for g in world.groups]
-    for m in world.models:
-        ents.append({"uid": _uid(_APPROVALS, m.name), "attrs": {}, "parents": []})
+    ents += [{"uid": _uid(_APPROVALS, name), "attrs": {}, "parents": []} for name in lists]
     for slug in sorted(world.orgs):
         parents = [_uid(_GROUP, g) for g in world.orgs[slug]]
-        parents += [_uid(_APPROVALS, m) for m in sorted(approved.get(slug, ())) if m in model_names]
+        parents += [_uid(_APPROVALS, name) for name in sorted(approved.get(slug, ()))]
         ents.append({"uid": _uid(_ORG, slug), "attrs": {}, "parents": parents})
     for u in world.users:
         if u.org not in world.orgs:
@@ -387,8 +420,9 @@ def build_engine(world: PolicyWorld) -> PolicyEngine:
             cid = f"approval:{a.id}"
             links.append({"templateId": template_key, "newId": cid,
                           "values": {"?principal": _uid(_ORG, a.org), "?resource": _uid(_MODEL, a.model)}})
-            reasons[cid] = Reason(id=cid, title=f"Access request {a.id} approved for {a.org} on {a.model}",
-                                  kind="approval")
+            title = f"Access request {a.id} approved for {a.org} on {a.model}" + (
+                f" for {a.use_case}" if a.use_case else "")
+            reasons[cid] = Reason(id=cid, title=title, kind="approval")
 
     policy_json = {"staticPolicies": static, "templates": templates, "templateLinks": links}
     entities_json = _entities_json(world)

@@ -38,6 +38,9 @@ class Approval(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     org_slug: Mapped[str] = mapped_column(String(64), index=True)
     model: Mapped[str] = mapped_column(String(200))
+    # What the access is for, e.g. "security-testing" ("" when not stated); policies can tell
+    # approvals apart by it (see ``engine.USE_CASE_ATTRIBUTES``).
+    use_case: Mapped[str] = mapped_column(String(64), default="")
     # "requested" | "approved" | "denied" | "revoked"
     status: Mapped[str] = mapped_column(String(16))
     requested_by: Mapped[str] = mapped_column(String(200), default="")

@@ -29,6 +29,7 @@ from clearance.config import Config
 from clearance.identity.tables import ApiKey
 from clearance.policy.cedartext import check_policy_text
 from clearance.policy.clock import utcnow
+from clearance.guard.context import policy_scores
 from clearance.policy.engine import GUARD_CATEGORIES, PolicyContext, PolicyEngine, build_engine
 from clearance.policy.whatif_records import RecordedDecisions, read_recorded
 from clearance.policy.world import DirectiveRecord, PolicyWorld, load_world
@@ -182,8 +183,10 @@ class _Replay:
             p = self._principal(req.user, req.org, use_cases.get(req.user, ""))
             pairs.add((p.user_id, req.model))
             guard = dict(req.guard)
-            ctx = PolicyContext(now=self.now, use_case=p.use_case,
-                                guard={c: min(max(float(guard.get(c, 0.0)), 0.0), 1.0) for c in GUARD_CATEGORIES})
+            # Read as the request path reads a guard's scores: entries recorded before the cyber
+            # tiers hold only cyber_offense, which counts as cyber_high_risk (fail closed).
+            ctx = PolicyContext(now=self.now, use_case=p.use_case, guard=policy_scores(
+                {c: min(max(float(guard[c]), 0.0), 1.0) for c in GUARD_CATEGORIES if guard.get(c) is not None}))
             c = self._change(p, req.model, ctx, n)
             if c is None:
                 continue

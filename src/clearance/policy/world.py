@@ -66,6 +66,7 @@ class ApprovalRecord:
     id: str
     org: str
     model: str
+    use_case: str = ""  # e.g. "security-testing"; "" for a plain approval
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +151,7 @@ def load_world(session: Session, config: Config, now: datetime | None = None) ->
             continue
         directives.append(DirectiveRecord(d.id, d.title, d.text, utc(d.effective_at), exp))
     approvals = tuple(
-        ApprovalRecord(a.id, a.org_slug, a.model)
+        ApprovalRecord(a.id, a.org_slug, a.model, a.use_case or "")
         for a in session.execute(
             select(Approval).where(Approval.status == "approved").order_by(Approval.id)
         ).scalars()

@@ -49,12 +49,13 @@ def apply(sessions, text, id, **kw):
 
 def test_base_policies(sessions, config):
     eng = compiled(sessions, config)
-    assert eng.allowed_models(who("us-analyst"), T0) == ["frontier-general", "open-local"]
+    # Every verified user may use frontier-cyber; the guard policies decide which cyber requests it serves.
+    assert eng.allowed_models(who("us-analyst"), T0) == ["frontier-cyber", "frontier-general", "open-local"]
     assert eng.allowed_models(who("us-defender"), T0) == ["frontier-cyber", "frontier-general", "open-local"]
     d = eng.decide(who("us-analyst"), "frontier-cyber", ctx())
-    assert not d.allowed and d.reason_ids == ["default-deny"]
-    d = eng.decide(who("us-defender"), "frontier-cyber", ctx())
-    assert d.allowed and d.reason_ids == ["demo-cyber-critical-infrastructure"]
+    assert d.allowed and d.reason_ids == ["demo-cyber-verified"]
+    d = eng.decide(who("us-analyst"), "frontier-next", ctx())
+    assert not d.allowed and d.reason_ids == ["approval-required"]
     assert d.snapshot_hash == eng.hash
 
 
@@ -165,16 +166,17 @@ def test_jailbreak_threshold(sessions, config, score, allowed):
             assert d.reason_ids == ["guard-jailbreak"]
 
 
-def test_cyber_offense_allowed_only_for_critical_infrastructure(sessions, config):
-    apply(sessions, 'permit (principal, action, resource == Clearance::Model::"frontier-cyber");', "ALL-CYBER",
-          effective_at=T0 - timedelta(days=1))
+def test_cyber_offense_alone_is_read_as_high_risk(sessions, config):
+    # A guard that reports only cyber_offense (no tiers) is held to the high-risk rule (fail closed).
     eng = compiled(sessions, config)
     assert eng.decide(who("us-defender"), "frontier-cyber", ctx(cyber_offense=0.97)).allowed
     d = eng.decide(who("us-analyst"), "frontier-cyber", ctx(cyber_offense=0.97))
-    assert not d.allowed and d.reason_ids == ["guard-cyber-offense"]
+    assert not d.allowed and d.reason_ids == ["guard-cyber-high-risk"]
     assert eng.decide(who("us-analyst"), "frontier-cyber", ctx(cyber_offense=0.1)).allowed
-    # Off the cyber model, the cyber score alone does not deny.
-    assert eng.decide(who("us-analyst"), "frontier-general", ctx(cyber_offense=0.97)).allowed
+    # Off cyber-capable models, high-risk requests are refused to everyone.
+    d = eng.decide(who("us-defender"), "frontier-general", ctx(cyber_offense=0.97))
+    assert not d.allowed and d.reason_ids == ["guard-cyber-high-risk"]
+    assert eng.decide(who("us-analyst"), "frontier-general", ctx(cyber_offense=0.1)).allowed
 
 
 def test_hash_tracks_content(sessions, config):

@@ -18,7 +18,8 @@ from clearance.types import AuditEntry
 
 SUSPEND = ('forbid (principal, action, resource in Clearance::ModelFamily::"frontier")\n'
            "unless { principal.us_person };\n")
-CYBER_FOR_ACME = 'permit (principal in Clearance::Org::"acme-bank", action, resource == Clearance::Model::"frontier-cyber");\n'
+NO_CYBER_FOR_ACME = ('forbid (principal in Clearance::Org::"acme-bank", action, '
+                     'resource == Clearance::Model::"frontier-cyber");\n')
 ORGS = {"us-defender": "gridco", "us-analyst": "acme-bank", "intl-researcher": "eu-lab", "intl-defender": "euro-grid"}
 
 
@@ -58,12 +59,14 @@ def test_recorded_decisions_are_replayed_per_org_user_and_model(sessions, config
 
 
 def test_recorded_guard_scores_decide_the_replay(sessions, config):
-    record(sessions, [("us-analyst", "frontier-cyber", 2, {}), ("us-analyst", "frontier-cyber", 3, {"jailbreak": 0.9})])
+    # Entries recorded before the cyber tiers hold only cyber_offense: replayed as high risk (fail closed).
+    record(sessions, [("us-analyst", "frontier-cyber", 2, {}), ("us-analyst", "frontier-cyber", 3, {"jailbreak": 0.9}),
+                      ("us-analyst", "frontier-cyber", 4, {"cyber_offense": 0.9})])
     with sessions() as s:
-        report = whatif(s, config, CYBER_FOR_ACME, since=timedelta(hours=1))
+        report = whatif(s, config, NO_CYBER_FOR_ACME, since=timedelta(hours=1))
     [change] = report.changes
-    assert (change.user, change.model, change.change) == ("us-analyst", "frontier-cyber", "gain")
-    assert change.requests == 2  # the flagged prompts stay denied by the guard policy
+    assert (change.user, change.model, change.change) == ("us-analyst", "frontier-cyber", "lose")
+    assert change.requests == 2  # the flagged prompts were denied by the guard policies already
 
 
 def test_use_case_of_the_callers_key_is_replayed(sessions, config):
