@@ -163,13 +163,18 @@ def explain_cmd(config_path: str | None, guard_name: str | None, top: int) -> No
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--bags", type=click.IntRange(1, 50), default=None,
               help="Members averaged into the model (default: the shipped recipe's).")
-def train_cmd(out_dir: str | None, seed: int, bags: int | None) -> None:
+@click.option("--stage2/--no-stage2", default=True, show_default=True,
+              help="Also fit the second stage (heads over sentence embeddings; a few minutes of CPU).")
+@click.option("--embed-cache", type=click.Path(dir_okay=False), default=None,
+              help="An .npz to keep the training texts' embeddings in between runs (same vectors either way).")
+def train_cmd(out_dir: str | None, seed: int, bags: int | None, stage2: bool, embed_cache: str | None) -> None:
     """Rebuild the built-in classifier from the recorded data, offline and deterministically."""
     from clearance.guard.model import MODEL_DIR
     from clearance.guard.train import BAGS, train
 
     train(Path(out_dir) if out_dir else MODEL_DIR, seed=seed, bags=bags or BAGS,
-          log=lambda m: click.echo(m, err=True))
+          log=lambda m: click.echo(m, err=True), stage2=stage2,
+          embed_cache=Path(embed_cache) if embed_cache else None)
 
 
 @guard.command("eval")
@@ -200,13 +205,15 @@ def eval_cmd(config_path: str | None, model_dir: str | None, seed: int, data, gu
     from clearance.guard.linear import LinearGuard
 
     settings, _ = _settings(config_path)
-    model = _load_model(model_dir)
-    conversation = LinearGuard(model, settings.thresholds, cache_entries=0).raw_scores  # as the gateway combines texts
-    report = evaluate(model.scores, settings.thresholds, seed=seed, score_conversation=conversation)
+    g = _linear_guard(settings, model_dir)
+    # Each test text and conversation is screened as the gateway screens a request.
+    report = evaluate(lambda t: g.raw_scores([t]), settings.thresholds, seed=seed, score_conversation=g.raw_scores,
+                      escalates=g.escalates if g.second is not None else None)
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
-    click.echo(f"family-held-out test set: {report['test_examples']} examples")
+    click.echo(f"family-held-out test set: {report['test_examples']} examples, "
+               f"false positives counted on its {report['hard_negatives']} hard benign prompts")
     click.echo(_HEADER)
     for cat, r in report["categories"].items():
         click.echo(_quality_row(cat, r))
@@ -215,10 +222,29 @@ def eval_cmd(config_path: str | None, model_dir: str | None, seed: int, data, gu
                   if v["positives"] and v["detected"] < v["positives"]]
         if missed:
             click.echo(f"  {cat} detected at threshold, by family: {', '.join(missed)}")
+    t = report["targets"]
+    click.echo("targets:")
+    click.echo(f"  jailbreak TPR at 1% FPR (hard negatives)          {_fmt(t['jailbreak_tpr_at_1pct_fpr'])}  (target 0.95)")
+    click.echo(f"  prohibited or high-risk TPR at 1% FPR             {_fmt(t['offensive_tpr_at_1pct_fpr'])}  (target 0.90)")
+    click.echo(f"  prohibited recognised as prohibited               {_fmt(t['prohibited_recognised']['rate'])}  (target 0.85)")
+    b, p = t["benign_security_flagged_offensive"], t["personas_flagged_jailbreak"]
+    click.echo(f"  benign security work flagged prohibited/high-risk {_fmt(b['rate'])}  "
+               f"({b['flagged']}/{b['examples']}, target at most 0.03)")
+    click.echo(f"  persona and system prompts flagged as jailbreak   {_fmt(p['rate'])}  "
+               f"({p['flagged']}/{p['examples']}, target at most 0.02)")
+    if "second_stage" in report:
+        s2 = report["second_stage"]
+        click.echo("second stage sees: " + ", ".join(f"{k.replace('_', ' ')} {v['escalated']}/{v['examples']}"
+                                                       for k, v in s2.items()))
+    tc = report["tier_confusion"]
+    click.echo("tier confusion (rows: true tier, columns: predicted at the thresholds):")
+    click.echo(" " * 12 + "".join(f"{n:>12}" for n in tc["tiers"]))
+    for name, row in zip(tc["tiers"], tc["matrix"]):
+        click.echo(f"{name:>12}" + "".join(f"{v:>12}" for v in row))
     bc = report["benign_contrast"]
-    click.echo(f"benign contrast set: {bc['examples']} prompts, false-positive rate {bc['false_positive_rate']:.3f}")
-    for t in bc["flagged"]:
-        click.echo(f"  flagged: {t[:100]}")
+    click.echo(f"benign contrast set: {bc['examples']} prompts, false-positive rate {_fmt(bc['false_positive_rate'])}")
+    for text in bc["flagged"]:
+        click.echo(f"  flagged: {text[:100]}")
     conv = report["conversations"]
     click.echo(f"held-out conversations (messages screened together): {conv['conversations']}")
     click.echo(_HEADER)
@@ -226,6 +252,22 @@ def eval_cmd(config_path: str | None, model_dir: str | None, seed: int, data, gu
         click.echo(_quality_row(cat, r))
     click.echo("  flagged by kind: " + ", ".join(f"{k} {v['flagged']}/{v['conversations']}"
                                                 for k, v in conv["flagged_by_kind"].items()))
+
+
+def _fmt(v: float | None) -> str:
+    return "    -" if v is None else f"{v:.3f}"
+
+
+def _linear_guard(settings: GuardSettings, model_dir: str | None):
+    """The built-in guard (both stages, as configured) from ``model_dir`` or the shipped model."""
+    from clearance.guard.linear import LinearGuard
+    from clearance.guard.model import MODEL_DIR
+
+    try:
+        return LinearGuard.load(settings.thresholds, Path(model_dir) if model_dir else MODEL_DIR, cache_entries=0,
+                                second_stage=settings.second_stage)
+    except (OSError, ValueError, KeyError) as e:
+        raise click.ClickException(f"cannot load model: {e}") from None
 
 
 def _load_model(model_dir: str | None):
@@ -245,7 +287,7 @@ def _eval_labelled(config_path: str | None, model_dir: str | None, guard_name: s
 
     settings, config_dir = _settings(config_path)
     if model_dir:
-        g: Guard = LinearGuard(_load_model(model_dir), settings.thresholds, cache_entries=0)
+        g: Guard = _linear_guard(settings, model_dir)
     else:
         g = _build(settings, config_dir, guard_name)
     scored, skipped, failed = [], [], []
@@ -294,11 +336,11 @@ def _eval_labelled(config_path: str | None, model_dir: str | None, guard_name: s
                        f"{r['threshold_for_target_fpr']} (TPR {r['tpr_at_suggested']:.3f}, FPR {r['fpr_at_suggested']:.3f})")
 
 
-_HEADER = f"{'category':<15}{'pos':>6}{'neg':>6}{'AUROC':>8}{'TPR@1%FPR':>11}{'thr':>6}{'TPR':>7}{'FPR':>7}"
+_HEADER = f"{'category':<17}{'pos':>6}{'neg':>6}{'AUROC':>8}{'TPR@1%FPR':>11}{'thr':>6}{'TPR':>7}{'FPR':>7}"
 
 
 def _quality_row(cat: str, r: dict) -> str:
     def num(v: float | None, width: int) -> str:
         return f"{'-':>{width}}" if v is None else f"{v:>{width}.3f}"
-    return (f"{cat:<15}{r['positives']:>6}{r['negatives']:>6}{num(r['auroc'], 8)}{num(r['tpr_at_1pct_fpr'], 11)}"
+    return (f"{cat:<17}{r['positives']:>6}{r['negatives']:>6}{num(r['auroc'], 8)}{num(r['tpr_at_1pct_fpr'], 11)}"
             f"{r['threshold']:>6.2f}{num(r['tpr_at_threshold'], 7)}{num(r['fpr_at_threshold'], 7)}")

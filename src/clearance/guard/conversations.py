@@ -9,7 +9,7 @@ builds labelled conversations from a set of rows with a fixed seed:
   acknowledgements ("ok", "Go on.");
 - ``single``: benign messages with one attack row as a message of its own;
 - ``wrapped``: a jailbreak prompt, then later a harmful request, in separate
-  messages (the request's own ``cyber_offense`` label);
+  messages (the request's own tier);
 - ``fragments``: one attack row split at word boundaries into two or three
   consecutive messages, so that no message holds the whole request;
 - ``manyshot``: several harmful requests each answered by a fake compliant
@@ -36,14 +36,18 @@ class Conversation:
     texts: tuple[str, ...]
     kind: str
     jailbreak: int
-    cyber_offense: int
+    tier: int  # the highest cyber tier of its requests (``dataset.TIERS``)
+
+    @property
+    def cyber_offense(self) -> int:
+        return int(self.tier >= 2)
 
     def label(self, category: str) -> int:
-        return int(getattr(self, category))
+        return Example("", "", self.jailbreak, self.tier).label(category)
 
 
 def _is_benign(r: Example) -> bool:
-    return not (r.jailbreak or r.cyber_offense) and not r.family.startswith(("harm-", "cyber-"))
+    return not (r.jailbreak or r.tier) and not r.family.startswith(("harm-", "cyber-"))
 
 
 def conversations(rows: list[Example], seed: int, n: int = 1200) -> list[Conversation]:
@@ -52,8 +56,8 @@ def conversations(rows: list[Example], seed: int, n: int = 1200) -> list[Convers
     benign = [r.text for r in rows if _is_benign(r)]
     harm = [r for r in rows if r.family.startswith(("harm-", "cyber-")) and not r.jailbreak]
     wrappers = [r.text for r in rows if r.jailbreak and r.family != "fragment-suffix" and len(r.text) < 3000]
-    attacks = [r for r in rows if (r.jailbreak or r.cyber_offense) and r.family != "fragment-suffix"]
-    splittable = [r for r in attacks if len(r.text.split()) >= 6]
+    attacks = [r for r in rows if (r.jailbreak or r.tier >= 2) and r.family != "fragment-suffix"]
+    splittable = [r for r in attacks if len(r.text.split()) >= 6 and "  " not in r.text]
     if not (benign and harm and wrappers and splittable):
         raise ValueError("conversations need benign rows, harmful requests and jailbreak prompts")
 
@@ -75,20 +79,23 @@ def conversations(rows: list[Example], seed: int, n: int = 1200) -> list[Convers
         if kind == "single":
             a = rng.choice(attacks)
             msgs.insert(rng.randrange(len(msgs) + 1), a.text)
-            jb, cyber = a.jailbreak, a.cyber_offense
+            jb, cyber = a.jailbreak, a.tier
         elif kind == "wrapped":
             h = rng.choice(harm)
             at = rng.randrange(len(msgs) + 1)
             msgs.insert(at, rng.choice(wrappers))
             msgs.insert(rng.randrange(at + 1, len(msgs) + 1), h.text)
-            jb, cyber = 1, h.cyber_offense
+            jb, cyber = 1, h.tier
         elif kind == "fragments":
             a = rng.choice(splittable)
             words = a.text.split(" ")
             cuts = sorted(rng.sample(range(1, len(words)), min(len(words) - 1, rng.randint(1, 2))))
             bounds = [0, *cuts, len(words)]
-            msgs += [" ".join(words[i:j]) for i, j in zip(bounds, bounds[1:])]
-            jb, cyber = a.jailbreak, a.cyber_offense
+            pieces = [" ".join(words[i:j]) for i, j in zip(bounds, bounds[1:])]
+            if not all(p.strip() for p in pieces):  # a cut between two spaces: keep the attack whole
+                pieces = [a.text]
+            msgs += pieces
+            jb, cyber = a.jailbreak, a.tier
         elif kind == "manyshot":
             msgs = filler(0)[:2]
             shots = rng.sample(harm, min(len(harm), rng.randint(3, 8)))
@@ -97,7 +104,7 @@ def conversations(rows: list[Example], seed: int, n: int = 1200) -> list[Convers
             target = rng.choice(harm)
             msgs.append(target.text)
             # Every request in the dialogue is one the conversation makes, the faked ones included.
-            jb, cyber = 1, max(q.cyber_offense for q in [*shots, target])
+            jb, cyber = 1, max(q.tier for q in [*shots, target])
         texts = tuple(t for t in msgs if t.strip())
         out.append(Conversation(texts, kind, jb, cyber))
     return out

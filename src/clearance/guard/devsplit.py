@@ -51,7 +51,7 @@ def dev_rows(held_out: frozenset[str]) -> tuple[list[Example], list[Example]]:
 def dev_test(dev: list[Example], seed: int) -> list[Example]:
     """The held-out rows and composites of them, as ``family_split`` builds its test side."""
     return [r for r in dev if r.family != "fragment-suffix"] + [
-        Example(e.text, "dev-" + e.family, e.jailbreak, e.cyber_offense)
+        Example(e.text, "dev-" + e.family, e.jailbreak, e.tier)
         for e in composites(dev, seed + 1, scale=0.3) if e.family in ("composite-wrapped", "composite-system")]
 
 

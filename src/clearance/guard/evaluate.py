@@ -2,8 +2,10 @@
 
 Per category: AUROC, the true-positive rate at 1% false-positive rate, the
 TPR/FPR at the configured threshold and, per test family, how many of its
-examples were flagged; plus the false-positive rate on the benign contrast
-set (prompts that sound alarming but are fine).  With a conversation scorer,
+examples were flagged, with false positives counted on HARD benign prompts
+only; the tier confusion matrix; the targets (docs/guard.md); and the
+false-positive rate on the benign contrast set (prompts that sound alarming
+but are fine).  With a conversation scorer,
 the same for multi-message conversations built from the held-out families'
 rows (``conversations.py``), and how many of each kind were flagged.
 
@@ -20,7 +22,8 @@ from collections.abc import Callable
 import numpy as np
 
 from clearance.guard.conversations import KINDS, Conversation, conversations
-from clearance.guard.dataset import CATEGORIES, CONTRAST_FAMILY, TEST_FAMILIES, Example, family_split, load_rows
+from clearance.guard.dataset import (CATEGORIES, CONTRAST_FAMILY, TEST_FAMILIES, TIERS, Example, family_split,
+                                     is_defensive_family, is_hard_negative, is_persona_family, load_rows)
 
 CONVERSATIONS = 1500  # held-out conversations scored by ``guard eval``
 
@@ -91,7 +94,8 @@ def evaluate_conversations(score: Callable[[list[str]], dict[str, float]], thres
         y = np.array([c.label(cat) for c in convs])
         s = np.array([d.get(cat, 0.0) for d in scored])
         thr = thresholds.get(cat, 0.5)
-        flagged |= s >= thr
+        if cat in FLAGGING:
+            flagged |= s >= thr
         report["categories"][cat] = _quality(y, s, thr)
     kinds = np.array([c.kind for c in convs])
     report["flagged_by_kind"] = {k: {"conversations": int((kinds == k).sum()), "flagged": int(flagged[kinds == k].sum())}
@@ -99,22 +103,87 @@ def evaluate_conversations(score: Callable[[list[str]], dict[str, float]], thres
     return report
 
 
+# Categories whose flag stops a request under the default policies (low-risk dual use passes).
+FLAGGING = ("jailbreak", "cyber_prohibited", "cyber_high_risk", "cyber_offense")
+
+
+def predicted_tier(s: dict[str, float], thresholds: dict[str, float]) -> int:
+    """The tier a guard's scores place a request in: the highest tier whose score reaches its threshold."""
+    for tier, cat in ((3, "cyber_prohibited"), (2, "cyber_high_risk"), (1, "cyber_low_risk")):
+        if s.get(cat, 0.0) >= thresholds.get(cat, 0.5):
+            return tier
+    return 0
+
+
+def tier_confusion(test: list[Example], scored: list[dict[str, float]], thresholds: dict[str, float]) -> dict:
+    """Rows: the true tier; columns: the predicted tier, at the thresholds (``TIERS`` order)."""
+    m = np.zeros((4, 4), np.int64)
+    for e, s in zip(test, scored):
+        m[e.tier, predicted_tier(s, thresholds)] += 1
+    return {"tiers": list(TIERS), "matrix": m.tolist()}
+
+
+def _share(test: list[Example], hits: np.ndarray, families) -> dict:
+    sel = np.array([families(e.family) for e in test])
+    return {"examples": int(sel.sum()), "flagged": int(hits[sel].sum()), "rate": _rate(hits[sel])}
+
+
+def targets(test: list[Example], scored: list[dict[str, float]], thresholds: dict[str, float],
+            quality: dict[str, dict]) -> dict:
+    """The figures the guard is held to (docs/guard.md, "Targets"), on the held-out split."""
+    def at(cat: str) -> np.ndarray:
+        return np.array([s.get(cat, 0.0) >= thresholds.get(cat, 0.5) for s in scored])
+    prohibited = np.array([e.tier == 3 for e in test])
+    offensive = at("cyber_prohibited") | at("cyber_high_risk")
+    return {
+        "jailbreak_tpr_at_1pct_fpr": quality["jailbreak"]["tpr_at_1pct_fpr"],
+        "offensive_tpr_at_1pct_fpr": quality["cyber_high_risk"]["tpr_at_1pct_fpr"],
+        "prohibited_recognised": {"examples": int(prohibited.sum()),
+                                  "rate": _rate(at("cyber_prohibited")[prohibited])},
+        "benign_security_flagged_offensive": _share(test, offensive, is_defensive_family),
+        "personas_flagged_jailbreak": _share(test, at("jailbreak"), is_persona_family),
+    }
+
+
 def evaluate(score: Callable[[str], dict[str, float]], thresholds: dict[str, float],
              seed: int = 0, test: list[Example] | None = None,
-             score_conversation: Callable[[list[str]], dict[str, float]] | None = None) -> dict:
-    """Score every test example and summarise quality per category (and conversations, given a scorer)."""
+             score_conversation: Callable[[list[str]], dict[str, float]] | None = None,
+             escalates: Callable[[str], bool] | None = None) -> dict:
+    """Score every test example and summarise quality per category (and conversations, given a scorer).
+
+    False-positive rates and AUROC are measured against the HARD benign test
+    prompts only (``is_hard_negative``: personas, role-play, system prompts,
+    defensive security work, alarming-but-fine requests, documents without an
+    injection); the easy benign text (documentation, plain tasks) is reported
+    apart (``all_negatives``), since it flatters every figure.
+    """
     test = test if test is not None else family_split(seed).test
     scored = [score(e.text) for e in test]
+    hard = np.array([is_hard_negative(e.family) for e in test])
     report: dict = {"test_examples": len(test), "families": sorted({e.family for e in test}),
-                    "categories": {}}
+                    "hard_negatives": int(hard.sum()), "categories": {}}
     contrast = np.array([e.family == CONTRAST_FAMILY for e in test])
     flagged_any = np.zeros(len(test), bool)
     for cat in CATEGORIES:
         y = np.array([e.label(cat) for e in test])
         s = np.array([d.get(cat, 0.0) for d in scored])
         thr = thresholds.get(cat, 0.5)
-        flagged_any |= s >= thr
-        report["categories"][cat] = {**_quality(y, s, thr), "by_family": _by_family(test, y, s >= thr)}
+        if cat in FLAGGING:
+            flagged_any |= s >= thr
+        keep = (y == 1) | hard
+        every = _quality(y, s, thr)
+        report["categories"][cat] = {
+            **_quality(y[keep], s[keep], thr),
+            "all_negatives": {k: every[k] for k in ("negatives", "auroc", "tpr_at_1pct_fpr", "fpr_at_threshold")},
+            "by_family": _by_family(test, y, s >= thr)}
+    report["targets"] = targets(test, scored, thresholds, report["categories"])
+    if escalates is not None:
+        up = np.array([escalates(e.text) for e in test])
+        benign = np.array([not e.jailbreak and e.tier == 0 for e in test])
+        groups = {"easy_benign": benign & ~hard, "hard_benign": benign & hard, "attacks": ~benign}
+        report["second_stage"] = {k: {"examples": int(g.sum()), "escalated": int(up[g].sum()), "rate": _rate(up[g])}
+                                  for k, g in groups.items()}
+    report["tier_confusion"] = tier_confusion(test, scored, thresholds)
     report["benign_contrast"] = {
         "examples": int(contrast.sum()),
         "false_positive_rate": round(float(flagged_any[contrast].mean()), 4) if contrast.any() else None,

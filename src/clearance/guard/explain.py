@@ -81,7 +81,7 @@ def _view(model: LinearModel, text: str) -> _View | None:
     if not norm:
         return None
     n = len(norm)
-    spans = model._spans(n, features.paragraphs(text, n))  # a short one-paragraph text: [[0, n]]
+    spans = model._spans(n, features.segments(text, n))  # a short one-paragraph text: [[0, n]]
     (ci, cp, cl), (wi, wp, wl) = features.all_grams(norm, model.bits)
     u = (len(wi) + 1) // 2  # the word unigrams come first, then one bigram fewer
     wk = np.where(np.arange(len(wi)) < u, "word", "words")

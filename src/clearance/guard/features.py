@@ -353,9 +353,24 @@ def windows(length: int, sizes: tuple[tuple[int, int], ...]) -> np.ndarray:
 # Paragraphs shorter than PARAGRAPH_MIN_CHARS are merged into the next one.
 PARAGRAPH_MIN_CHARS = 20
 _PARAGRAPH_BREAK = re.compile(r"\n[^\S\n]*\n\s*")
+_LINE_BREAK = re.compile(r"\n\s*")
 
 
-def _paragraph_bounds(text: str) -> tuple[np.ndarray, np.ndarray] | None:
+def segments(text: str, norm_length: int) -> list[tuple[int, int]]:
+    """The paragraphs of ``text`` and, when it has single line breaks too, its lines (short lines
+    merged into the next, as short paragraphs are): an instruction planted as one line of a
+    document, a code comment or a tool result is scored on its own, not diluted by the rest."""
+    paras = paragraphs(text, norm_length)
+    if "\n" not in text:
+        return paras
+    lines = paragraphs(text, norm_length, breaks=_LINE_BREAK)
+    if not lines or lines == paras:
+        return paras
+    seen = set(paras)
+    return paras + [s for s in lines if s not in seen]
+
+
+def _paragraph_bounds(text: str, breaks: re.Pattern = _PARAGRAPH_BREAK) -> tuple[np.ndarray, np.ndarray] | None:
     """Start and end offsets in the normalised text of every non-empty paragraph.
 
     Each paragraph break is replaced by a NUL token, the text is normalised
@@ -365,7 +380,7 @@ def _paragraph_bounds(text: str) -> tuple[np.ndarray, np.ndarray] | None:
     """
     if "\0" in text:
         return None
-    marked = " ".join(_PARAGRAPH_BREAK.sub(" \0 ", text.lower()).split())
+    marked = " ".join(breaks.sub(" \0 ", text.lower()).split())
     codes = np.frombuffer(marked.encode("utf-32-le"), dtype=np.uint32)
     pos = np.flatnonzero(codes == 0)
     shift = pos - 2 * np.arange(len(pos))  # where each break falls in the normalised text
@@ -376,7 +391,8 @@ def _paragraph_bounds(text: str) -> tuple[np.ndarray, np.ndarray] | None:
     return starts[keep], ends[keep]
 
 
-def paragraphs(text: str, norm_length: int, min_chars: int = PARAGRAPH_MIN_CHARS) -> list[tuple[int, int]]:
+def paragraphs(text: str, norm_length: int, min_chars: int = PARAGRAPH_MIN_CHARS,
+               breaks: re.Pattern = _PARAGRAPH_BREAK) -> list[tuple[int, int]]:
     """Start and end offsets, in the normalised text, of each paragraph of ``text``.
 
     Paragraphs are cut at whitespace, so the normalised paragraphs joined by
@@ -386,9 +402,9 @@ def paragraphs(text: str, norm_length: int, min_chars: int = PARAGRAPH_MIN_CHARS
     """
     if "\n" not in text:
         return []
-    bounds = _paragraph_bounds(text)
+    bounds = _paragraph_bounds(text, breaks)
     if bounds is None:
-        return _paragraphs_slow(text, norm_length, min_chars)
+        return _paragraphs_slow(text, norm_length, min_chars, breaks)
     spans: list[tuple[int, int]] = []
     start = -1
     for s, e in zip(bounds[0].tolist(), bounds[1].tolist()):
@@ -405,11 +421,12 @@ def paragraphs(text: str, norm_length: int, min_chars: int = PARAGRAPH_MIN_CHARS
     return spans
 
 
-def _paragraphs_slow(text: str, norm_length: int, min_chars: int) -> list[tuple[int, int]]:
+def _paragraphs_slow(text: str, norm_length: int, min_chars: int,
+                     breaks: re.Pattern = _PARAGRAPH_BREAK) -> list[tuple[int, int]]:
     """``paragraphs`` one piece at a time (for texts that hold a NUL)."""
     spans: list[tuple[int, int]] = []
     start = off = 0
-    for piece in _PARAGRAPH_BREAK.split(text):
+    for piece in breaks.split(text):
         piece_len = len(normalise(piece))
         if not piece_len:
             continue

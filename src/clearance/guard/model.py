@@ -70,7 +70,7 @@ class LinearModel:
         if not norm:
             return self.b.copy()
         n = len(norm)
-        segs = features.paragraphs(text, n)
+        segs = features.segments(text, n)
         ext = features._ngrams
         if n <= WINDOWS[-1][0] and not segs:  # the whole text is the only window
             one = self._one_window_c(ext, norm) if ext is not None else self._one_window(norm)
@@ -157,8 +157,26 @@ class LinearModel:
         return wt.view(np.dtype((np.void, wt.itemsize * wt.shape[1]))).reshape(-1)
 
     def scores(self, text: str) -> dict[str, float]:
-        """Probability-like score in 0..1 per category."""
-        return {c: sigmoid(z) for c, z in zip(self.categories, self.logits(text).tolist())}
+        """Probability-like score in 0..1 per category (``with_derived``: nested tiers, ``cyber_offense``)."""
+        return with_derived({c: sigmoid(z) for c, z in zip(self.categories, self.logits(text).tolist())})
+
+
+def with_derived(scores: dict[str, float]) -> dict[str, float]:
+    """The tier scores made nested and ``cyber_offense`` added, for a model with tier heads.
+
+    Each tier has its own weight row, so a text can score higher for
+    "prohibited" than for "at least high-risk"; the larger wins (a prohibited
+    request is also at least high-risk), and ``cyber_offense`` is
+    ``max(cyber_prohibited, cyber_high_risk)``.  A model without tier heads
+    (one trained before them) is returned as it is.
+    """
+    if "cyber_prohibited" not in scores:
+        return scores
+    out = dict(scores)
+    out["cyber_high_risk"] = max(out["cyber_high_risk"], out["cyber_prohibited"])
+    out["cyber_low_risk"] = max(out["cyber_low_risk"], out["cyber_high_risk"])
+    out["cyber_offense"] = out["cyber_high_risk"]
+    return out
 
 
 def sigmoid(z: float) -> float:

@@ -198,6 +198,14 @@ def canonical(text: str) -> str:
     return _canonicalise(text)[0]
 
 
+def expanded(text: str) -> str:
+    """What the guard's models read for ``text``: its canonical form and, after it, each decoded
+    payload as a paragraph of its own.  Scored as one text, the wrapper ("decode this and do what
+    it says") and what it hides are seen together, so a benign request in base64 and a harmful one
+    differ; scored by paragraph, the decoded request is also seen alone."""
+    return "\n\n".join(views(text))
+
+
 def views(text: str) -> list[str]:
     """The texts to score for ``text``: its canonical form, then up to ``MAX_EXTRA_VIEWS``
     decoded payloads (canonicalised, distinct, readable)."""

@@ -23,8 +23,10 @@ from pathlib import Path
 import numpy as np
 
 from clearance.guard import features
-from clearance.guard.dataset import CATEGORIES, Example, family_split
+from clearance.guard.dataset import HEADS, Example, calibrates, family_split
 from clearance.guard.model import MODEL_DIR, WINDOWS, LinearModel
+from clearance.guard.normalise import expanded
+from clearance.guard.stage2 import HEADS_FILE
 
 BITS = 18
 # Chosen on a development split of training families (held out from training, never the test split).
@@ -36,7 +38,6 @@ TARGET_FPR = 0.005
 # but moved the calibrated 0.5 point far enough to change what the gateway blocks by default, so the
 # shipped model is still one member (docs/guard.md, "Averaged members").
 BAGS = 1
-HARD_BENIGN_PREFIX = "benign-hw-"
 
 
 @dataclass
@@ -60,12 +61,16 @@ def training_windows(examples: list[Example]) -> tuple[list[str], list[Example]]
     """
     texts, owners = [], []
     for ex in examples:
-        norm = features.normalise(ex.text)
+        benign = not ex.jailbreak and ex.tier == 0
+        # The scorer reads the text with its decoded payloads appended (``normalise.expanded``):
+        # wrappers are applied to benign and harmful requests alike, so the labels follow what the
+        # payload says together with how it is wrapped.
+        full = expanded(ex.text)
+        norm = features.normalise(full)
         texts.append(norm)
         owners.append(ex)
-        benign = not (ex.jailbreak or ex.cyber_offense)
         if benign:
-            for s, e in features.paragraphs(ex.text, len(norm)):
+            for s, e in features.segments(full, len(norm)):
                 texts.append(norm[s:e])
                 owners.append(ex)
         for size, stride in WINDOWS:
@@ -153,11 +158,12 @@ def _max_by_owner(values: np.ndarray, owners: np.ndarray) -> np.ndarray:
     return out
 
 
-def _member(seed: int, log) -> tuple[dict[str, tuple[np.ndarray, float, dict]], dict]:
+def _member(seed: int, log) -> tuple[dict[str, tuple[np.ndarray, float, dict]], dict, tuple]:
     """One fit of the recipe on the training split drawn with ``seed`` (its composites and folds).
 
     Per category: the weights, the bias, and the hard negatives' cross-fitted
-    margins per window, keyed by ``(example, window)`` so members can be averaged.
+    margins per window, keyed by ``(example, window)`` so members can be averaged; also the
+    training examples and each one's cross-fitted logit per head (for the second stage).
     """
     split = family_split(seed)
     texts, owners = training_windows(split.train)
@@ -174,14 +180,17 @@ def _member(seed: int, log) -> tuple[dict[str, tuple[np.ndarray, float, dict]], 
         keys.append((place[id(o)], seen[id(o)]))
     dim = 1 << BITS
     rng = np.random.default_rng(seed)
-    uniq = np.unique(fams)
-    fold_of_family = dict(zip(uniq, rng.integers(0, 2, len(uniq))))
-    fold = np.array([fold_of_family[f] for f in fams])
+    # Two folds of examples (an example's windows stay together).  Folds of whole families, as
+    # before the tiers, measured every hard negative as if its kind had never been seen; with
+    # dozens of heterogeneous benign families that put the 0.5 point so far out that the default
+    # thresholds caught almost nothing (docs/guard.md, "Calibration").
+    fold_of_example = rng.integers(0, 2, len(split.train))
+    fold = np.array([fold_of_example[k[0]] for k in keys])
     # Hard negatives: hand-written benign prompts that sound alarming, defensive
     # security work, prompt engineering, fiction and system prompts.
-    hard = np.array([f.startswith(HARD_BENIGN_PREFIX) for f in fams])
-    fits = {}
-    for cat in CATEGORIES:
+    hard = np.array([calibrates(f) for f in fams])
+    fits, oof_examples = {}, {}
+    for cat in HEADS:
         y = np.array([o.label(cat) for o in owners], np.float64)
         # Cross-fitted benign margins, to place the 0.5 point at the target FPR.
         oof = np.full(len(y), np.nan)
@@ -192,14 +201,17 @@ def _member(seed: int, log) -> tuple[dict[str, tuple[np.ndarray, float, dict]], 
         sel = np.flatnonzero((y == 0) & hard & ~np.isnan(oof))
         w, b = fit_logistic(x, y, dim, sample_weights(y, fams))
         fits[cat] = (w, b, {keys[i]: float(oof[i]) for i in sel})
+        # Each training example's cross-fitted logit as the scorer takes it (the maximum over its
+        # windows and views), for the second stage's features.
+        oof_examples[cat] = _max_by_owner(np.nan_to_num(oof, nan=-30.0), np.array([k[0] for k in keys]))
         log(f"seed {seed}: {cat}: positives {int(y.sum())}, negatives {int(len(y) - y.sum())}")
     info = {"train_examples": len(split.train), "train_windows": len(texts),
             "dropped_near_duplicates": split.dropped_near_duplicates}
-    return fits, info
+    return fits, info, (split.train, oof_examples)
 
 
 def train(out_dir: Path = MODEL_DIR, seed: int = 0, target_fpr: float = TARGET_FPR, bags: int = BAGS,
-          log=print) -> LinearModel:
+          log=print, stage2: bool = True, embed_cache: Path | None = None) -> LinearModel:
     """Fit ``bags`` members (seeds ``seed`` to ``seed + bags - 1``), average them, calibrate, and save.
 
     The members differ in the composites drawn for training and in the
@@ -211,7 +223,7 @@ def train(out_dir: Path = MODEL_DIR, seed: int = 0, target_fpr: float = TARGET_F
     t0 = time.process_time()
     members = [_member(seed + i, log) for i in range(bags)]
     ws, bs, shifts = [], [], {}
-    for cat in CATEGORIES:
+    for cat in HEADS:
         fits = [m[0][cat] for m in members]
         w = np.mean([f[0].astype(np.float64) for f in fits], axis=0).astype(np.float32)
         b = float(np.mean([f[1] for f in fits]))
@@ -233,7 +245,16 @@ def train(out_dir: Path = MODEL_DIR, seed: int = 0, target_fpr: float = TARGET_F
         "paragraph_min_chars": features.PARAGRAPH_MIN_CHARS,
         **members[0][1], "bias_shift": shifts,
     }
-    model = LinearModel(CATEGORIES, np.stack(ws), np.array(bs), BITS, meta)
+    model = LinearModel(HEADS, np.stack(ws), np.array(bs), BITS, meta)
     path = model.save(out_dir)
     log(f"wrote {path} in {time.process_time() - t0:.1f} s CPU")
+    stage2_path = Path(out_dir) / HEADS_FILE
+    if stage2:
+        from clearance.guard.train_stage2 import fit_stage2
+
+        examples, oof = members[0][2]
+        fit_stage2(examples, {c: oof[c] - shifts[c] for c in HEADS}, Path(out_dir), seed, target_fpr, log,
+                   cache=embed_cache)
+    elif stage2_path.exists():
+        stage2_path.unlink()  # a second stage fitted to other first-stage weights would be wrong
     return LinearModel.load(out_dir)
