@@ -163,18 +163,13 @@ def explain_cmd(config_path: str | None, guard_name: str | None, top: int) -> No
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--bags", type=click.IntRange(1, 50), default=None,
               help="Members averaged into the model (default: the shipped recipe's).")
-@click.option("--stage2/--no-stage2", default=True, show_default=True,
-              help="Also fit the second stage (heads over sentence embeddings; a few minutes of CPU).")
-@click.option("--embed-cache", type=click.Path(dir_okay=False), default=None,
-              help="An .npz to keep the training texts' embeddings in between runs (same vectors either way).")
-def train_cmd(out_dir: str | None, seed: int, bags: int | None, stage2: bool, embed_cache: str | None) -> None:
+def train_cmd(out_dir: str | None, seed: int, bags: int | None) -> None:
     """Rebuild the built-in classifier from the recorded data, offline and deterministically."""
     from clearance.guard.model import MODEL_DIR
     from clearance.guard.train import BAGS, train
 
     train(Path(out_dir) if out_dir else MODEL_DIR, seed=seed, bags=bags or BAGS,
-          log=lambda m: click.echo(m, err=True), stage2=stage2,
-          embed_cache=Path(embed_cache) if embed_cache else None)
+          log=lambda m: click.echo(m, err=True))
 
 
 @guard.command("eval")
@@ -207,8 +202,7 @@ def eval_cmd(config_path: str | None, model_dir: str | None, seed: int, data, gu
     settings, _ = _settings(config_path)
     g = _linear_guard(settings, model_dir)
     # Each test text and conversation is screened as the gateway screens a request.
-    report = evaluate(lambda t: g.raw_scores([t]), settings.thresholds, seed=seed, score_conversation=g.raw_scores,
-                      escalates=g.escalates if g.second is not None else None)
+    report = evaluate(lambda t: g.raw_scores([t]), settings.thresholds, seed=seed, score_conversation=g.raw_scores)
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
@@ -232,10 +226,6 @@ def eval_cmd(config_path: str | None, model_dir: str | None, seed: int, data, gu
                f"({b['flagged']}/{b['examples']}, target at most 0.03)")
     click.echo(f"  persona and system prompts flagged as jailbreak   {_fmt(p['rate'])}  "
                f"({p['flagged']}/{p['examples']}, target at most 0.02)")
-    if "second_stage" in report:
-        s2 = report["second_stage"]
-        click.echo("second stage sees: " + ", ".join(f"{k.replace('_', ' ')} {v['escalated']}/{v['examples']}"
-                                                       for k, v in s2.items()))
     tc = report["tier_confusion"]
     click.echo("tier confusion (rows: true tier, columns: predicted at the thresholds):")
     click.echo(" " * 12 + "".join(f"{n:>12}" for n in tc["tiers"]))
@@ -259,13 +249,12 @@ def _fmt(v: float | None) -> str:
 
 
 def _linear_guard(settings: GuardSettings, model_dir: str | None):
-    """The built-in guard (both stages, as configured) from ``model_dir`` or the shipped model."""
+    """The built-in guard from ``model_dir`` (one written by ``guard train --out``) or the shipped model."""
     from clearance.guard.linear import LinearGuard
     from clearance.guard.model import MODEL_DIR
 
     try:
-        return LinearGuard.load(settings.thresholds, Path(model_dir) if model_dir else MODEL_DIR, cache_entries=0,
-                                second_stage=settings.second_stage)
+        return LinearGuard.load(settings.thresholds, Path(model_dir) if model_dir else MODEL_DIR, cache_entries=0)
     except (OSError, ValueError, KeyError) as e:
         raise click.ClickException(f"cannot load model: {e}") from None
 

@@ -147,8 +147,7 @@ def targets(test: list[Example], scored: list[dict[str, float]], thresholds: dic
 
 def evaluate(score: Callable[[str], dict[str, float]], thresholds: dict[str, float],
              seed: int = 0, test: list[Example] | None = None,
-             score_conversation: Callable[[list[str]], dict[str, float]] | None = None,
-             escalates: Callable[[str], bool] | None = None) -> dict:
+             score_conversation: Callable[[list[str]], dict[str, float]] | None = None) -> dict:
     """Score every test example and summarise quality per category (and conversations, given a scorer).
 
     False-positive rates and AUROC are measured against the HARD benign test
@@ -177,12 +176,6 @@ def evaluate(score: Callable[[str], dict[str, float]], thresholds: dict[str, flo
             "all_negatives": {k: every[k] for k in ("negatives", "auroc", "tpr_at_1pct_fpr", "fpr_at_threshold")},
             "by_family": _by_family(test, y, s >= thr)}
     report["targets"] = targets(test, scored, thresholds, report["categories"])
-    if escalates is not None:
-        up = np.array([escalates(e.text) for e in test])
-        benign = np.array([not e.jailbreak and e.tier == 0 for e in test])
-        groups = {"easy_benign": benign & ~hard, "hard_benign": benign & hard, "attacks": ~benign}
-        report["second_stage"] = {k: {"examples": int(g.sum()), "escalated": int(up[g].sum()), "rate": _rate(up[g])}
-                                  for k, g in groups.items()}
     report["tier_confusion"] = tier_confusion(test, scored, thresholds)
     report["benign_contrast"] = {
         "examples": int(contrast.sum()),

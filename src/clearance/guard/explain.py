@@ -17,6 +17,8 @@ never calls it.  ``clearance guard explain`` reads the same JSON lines as
 
 from __future__ import annotations
 
+import dataclasses
+
 import math
 from dataclasses import dataclass
 
@@ -25,6 +27,7 @@ import numpy as np
 from clearance.guard import features
 from clearance.guard.linear import CONVERSATION_OFFSET, LinearGuard
 from clearance.guard.model import LinearModel, sigmoid
+from clearance.guard.normalise import expanded
 
 EXCERPT_CHARS = 300
 
@@ -117,11 +120,11 @@ def explain(guard: LinearGuard, texts: list[str], top: int = 10) -> dict[str, Ex
     parts = [t for t in texts if t and t.strip()]
     views: list[tuple[str, int | None, float, _View]] = []
     for i, t in enumerate(parts):
-        v = _view(model, t)
+        v = _view(model, expanded(t))  # as the guard reads it: decoded payloads appended
         if v is not None:
             views.append(("text", i, 0.0, v))
     if len(parts) > 1:
-        v = _view(model, "\n\n".join(parts))
+        v = _view(model, expanded("\n\n".join(parts)))
         if v is not None:
             views.append(("conversation", None, CONVERSATION_OFFSET, v))
     out: dict[str, Explanation] = {}
@@ -141,4 +144,21 @@ def explain(guard: LinearGuard, texts: list[str], top: int = 10) -> dict[str, Ex
         down = sorted((x for x in contribs if x.value < 0), key=lambda x: x.value)[:top]
         out[cat] = Explanation(cat, sigmoid(z), z, float(model.b[c]), offset, source, index, span,
                                v.norm[span[0]:span[1]][:EXCERPT_CHARS], up, down)
+    return _derived(out)
+
+
+def _derived(out: dict[str, Explanation]) -> dict[str, Explanation]:
+    """The explanations of the scores ``model.with_derived`` reports: a nested tier, or
+    ``cyber_offense``, is explained by the head whose score it took."""
+    if "cyber_prohibited" not in out:
+        return out
+
+    def larger(*cats: str) -> Explanation:
+        return max((out[c] for c in cats), key=lambda e: e.logit)
+    high = larger("cyber_high_risk", "cyber_prohibited")
+    low = larger("cyber_low_risk", "cyber_high_risk", "cyber_prohibited")
+    out = dict(out)
+    out["cyber_high_risk"] = dataclasses.replace(high, category="cyber_high_risk")
+    out["cyber_low_risk"] = dataclasses.replace(low, category="cyber_low_risk")
+    out["cyber_offense"] = dataclasses.replace(high, category="cyber_offense")
     return out

@@ -1,6 +1,9 @@
 """The built-in guard: the shipped linear classifier, screening a conversation in full.
 
-Each text is scored over windows at several scales (see ``model.py``); when a
+Each text is first normalised (``normalise.expanded``: invisible characters
+removed, NFKC, homoglyphs folded, and base64, hex, ROT13 and other payloads
+decoded and appended as paragraphs of their own), then scored over windows at
+several scales, by paragraph and by line (see ``model.py``); when a
 conversation has several texts, their concatenation is scored too, so an
 attack spread over turns (many-shot, split instructions) is seen whole.
 The score of a category is the maximum over all of these.  The
@@ -20,9 +23,12 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import numpy as np
+
 from clearance.guard.base import error_scores, flag
 from clearance.guard.cache import ScoreCache
-from clearance.guard.model import MODEL_DIR, LinearModel, sigmoid
+from clearance.guard.model import MODEL_DIR, LinearModel, sigmoid, with_derived
+from clearance.guard.normalise import expanded
 from clearance.guard.settings import DEFAULT_SCORE_CACHE_ENTRIES
 from clearance.types import GuardScores
 
@@ -50,14 +56,19 @@ class LinearGuard:
              max_chars: int = 2_000_000, cache_entries: int = DEFAULT_SCORE_CACHE_ENTRIES) -> "LinearGuard":
         return cls(LinearModel.load(model_dir or MODEL_DIR), thresholds, name, max_chars, cache_entries)
 
+    def logits(self, text: str) -> np.ndarray:
+        """The model's logits per head for ``text``, scored as ``normalise.expanded``: its
+        canonical form with every payload decoded from it as a paragraph of its own."""
+        return self.model.logits(expanded(text))
+
     def _text_scores(self, text: str) -> tuple[float, ...]:
-        """One text's score per category (in ``model.categories`` order), from the cache when it has it."""
-        return self.cache.get_or_compute(text, lambda t: tuple(self.model.scores(t).values()))
+        """One text's score per head (in ``model.categories`` order), from the cache when it has it."""
+        return self.cache.get_or_compute(text, lambda t: tuple(sigmoid(z) for z in self.logits(t).tolist()))
 
     def _conversation_scores(self, joined: str) -> tuple[float, ...]:
         """The scores of a conversation's texts joined into one, with ``CONVERSATION_OFFSET`` applied."""
         def compute(t: str) -> tuple[float, ...]:
-            return tuple(sigmoid(z - CONVERSATION_OFFSET) for z in self.model.logits(t).tolist())
+            return tuple(sigmoid(z - CONVERSATION_OFFSET) for z in self.logits(t).tolist())
         return self.cache.get_or_compute(joined, compute, _CONVERSATION)
 
     def raw_scores(self, texts: list[str]) -> dict[str, float]:
@@ -67,7 +78,7 @@ class LinearGuard:
         each = [self._text_scores(t) for t in parts]
         if len(parts) > 1:
             each.append(self._conversation_scores("\n\n".join(parts)))
-        return dict(zip(self.model.categories, map(max, zip(*each))))
+        return with_derived(dict(zip(self.model.categories, map(max, zip(*each)))))
 
     def score(self, texts: list[str]) -> GuardScores:
         try:

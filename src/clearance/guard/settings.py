@@ -4,7 +4,8 @@ Example::
 
     guard:
       default: builtin
-      thresholds: {jailbreak: 0.5, cyber_offense: 0.5}
+      thresholds: {jailbreak: 0.5, cyber_prohibited: 0.5, cyber_high_risk: 0.5,
+                   cyber_low_risk: 0.5, cyber_offense: 0.5}
       guards:
         llama-guard:
           kind: llama_guard
@@ -22,10 +23,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from clearance.guard.base import CATEGORIES  # light: clearance.types only
+
 BUILTIN = "builtin"
 # Recommended thresholds: the shipped model's 0.5 point is calibrated to about
 # 1% false positives on held-in benign text (see DATA_CARD.md).
-DEFAULT_THRESHOLDS = {"jailbreak": 0.5, "cyber_offense": 0.5}
+DEFAULT_THRESHOLDS = {c: 0.5 for c in CATEGORIES}
 # Texts whose scores the built-in guard keeps: about 14 MB of digests and scores when full.
 DEFAULT_SCORE_CACHE_ENTRIES = 65_536
 

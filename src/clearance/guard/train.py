@@ -26,7 +26,6 @@ from clearance.guard import features
 from clearance.guard.dataset import HEADS, Example, calibrates, family_split
 from clearance.guard.model import MODEL_DIR, WINDOWS, LinearModel
 from clearance.guard.normalise import expanded
-from clearance.guard.stage2 import HEADS_FILE
 
 BITS = 18
 # Chosen on a development split of training families (held out from training, never the test split).
@@ -158,12 +157,11 @@ def _max_by_owner(values: np.ndarray, owners: np.ndarray) -> np.ndarray:
     return out
 
 
-def _member(seed: int, log) -> tuple[dict[str, tuple[np.ndarray, float, dict]], dict, tuple]:
+def _member(seed: int, log) -> tuple[dict[str, tuple[np.ndarray, float, dict]], dict]:
     """One fit of the recipe on the training split drawn with ``seed`` (its composites and folds).
 
     Per category: the weights, the bias, and the hard negatives' cross-fitted
-    margins per window, keyed by ``(example, window)`` so members can be averaged; also the
-    training examples and each one's cross-fitted logit per head (for the second stage).
+    margins per window, keyed by ``(example, window)`` so members can be averaged.
     """
     split = family_split(seed)
     texts, owners = training_windows(split.train)
@@ -189,7 +187,7 @@ def _member(seed: int, log) -> tuple[dict[str, tuple[np.ndarray, float, dict]], 
     # Hard negatives: hand-written benign prompts that sound alarming, defensive
     # security work, prompt engineering, fiction and system prompts.
     hard = np.array([calibrates(f) for f in fams])
-    fits, oof_examples = {}, {}
+    fits = {}
     for cat in HEADS:
         y = np.array([o.label(cat) for o in owners], np.float64)
         # Cross-fitted benign margins, to place the 0.5 point at the target FPR.
@@ -201,17 +199,14 @@ def _member(seed: int, log) -> tuple[dict[str, tuple[np.ndarray, float, dict]], 
         sel = np.flatnonzero((y == 0) & hard & ~np.isnan(oof))
         w, b = fit_logistic(x, y, dim, sample_weights(y, fams))
         fits[cat] = (w, b, {keys[i]: float(oof[i]) for i in sel})
-        # Each training example's cross-fitted logit as the scorer takes it (the maximum over its
-        # windows and views), for the second stage's features.
-        oof_examples[cat] = _max_by_owner(np.nan_to_num(oof, nan=-30.0), np.array([k[0] for k in keys]))
         log(f"seed {seed}: {cat}: positives {int(y.sum())}, negatives {int(len(y) - y.sum())}")
     info = {"train_examples": len(split.train), "train_windows": len(texts),
             "dropped_near_duplicates": split.dropped_near_duplicates}
-    return fits, info, (split.train, oof_examples)
+    return fits, info
 
 
 def train(out_dir: Path = MODEL_DIR, seed: int = 0, target_fpr: float = TARGET_FPR, bags: int = BAGS,
-          log=print, stage2: bool = True, embed_cache: Path | None = None) -> LinearModel:
+          log=print) -> LinearModel:
     """Fit ``bags`` members (seeds ``seed`` to ``seed + bags - 1``), average them, calibrate, and save.
 
     The members differ in the composites drawn for training and in the
@@ -248,13 +243,4 @@ def train(out_dir: Path = MODEL_DIR, seed: int = 0, target_fpr: float = TARGET_F
     model = LinearModel(HEADS, np.stack(ws), np.array(bs), BITS, meta)
     path = model.save(out_dir)
     log(f"wrote {path} in {time.process_time() - t0:.1f} s CPU")
-    stage2_path = Path(out_dir) / HEADS_FILE
-    if stage2:
-        from clearance.guard.train_stage2 import fit_stage2
-
-        examples, oof = members[0][2]
-        fit_stage2(examples, {c: oof[c] - shifts[c] for c in HEADS}, Path(out_dir), seed, target_fpr, log,
-                   cache=embed_cache)
-    elif stage2_path.exists():
-        stage2_path.unlink()  # a second stage fitted to other first-stage weights would be wrong
     return LinearModel.load(out_dir)

@@ -12,11 +12,15 @@ from pathlib import Path
 import pytest
 
 from clearance.guard import features
+from clearance.guard.base import CATEGORIES
 from clearance.guard.explain import explain
 from clearance.guard.linear import CONVERSATION_OFFSET, LinearGuard
 from clearance.guard.model import sigmoid
 
 CLI = [str(Path(sys.executable).parent / "clearance"), "guard", "explain"]
+DERIVED_FROM = {"cyber_high_risk": ("cyber_high_risk", "cyber_prohibited"),
+                "cyber_low_risk": ("cyber_low_risk", "cyber_high_risk", "cyber_prohibited"),
+                "cyber_offense": ("cyber_high_risk", "cyber_prohibited")}
 
 
 def _texts() -> list[str]:
@@ -43,13 +47,15 @@ def linear(guard) -> LinearGuard:
 @pytest.mark.parametrize("text", _texts(), ids=lambda t: t[:20])
 def test_a_text_s_logit_is_its_bias_plus_its_contributions(linear, text):
     model = linear.model
-    want = model.logits(text)
+    heads = dict(zip(model.categories, model.logits(text).tolist()))
     got = explain(linear, [text], top=10**6)
-    for c, cat in enumerate(model.categories):
-        e = got[cat]
+    assert set(got) == set(CATEGORIES)
+    for cat, e in got.items():
+        # A nested tier (and cyber_offense) is explained by the head whose score it takes.
+        z = max(heads[h] for h in DERIVED_FROM.get(cat, (cat,)))
         assert e.source == "text" and e.index == 0 and e.offset == 0
-        assert math.isclose(e.logit, float(want[c]), abs_tol=1e-6)
-        assert math.isclose(e.score, sigmoid(float(want[c])), abs_tol=1e-9)
+        assert math.isclose(e.logit, z, abs_tol=1e-6)
+        assert math.isclose(e.score, sigmoid(z), abs_tol=1e-9)
         total = e.bias + sum(x.value for x in e.up) + sum(x.value for x in e.down)
         assert math.isclose(total, e.logit, abs_tol=1e-6)
         norm = features.normalise(text)
@@ -82,7 +88,8 @@ def test_the_jailbreak_is_traced_to_its_message_and_its_words(linear):
     scores = linear.raw_scores(texts)
     e = got["jailbreak"]
     assert e.score >= 0.5 and math.isclose(e.score, scores["jailbreak"], abs_tol=1e-9)
-    assert (e.source, e.index) == ("text", 1)
+    # Set by the attack's own message, or by the conversation's paragraph that holds it.
+    assert (e.source, e.index) in (("text", 1), ("conversation", None))
     assert e.passage.startswith("ignore all previous instructions")
     assert len(e.up) == 5 and all(a.value >= b.value > 0 for a, b in zip(e.up, e.up[1:]))
     assert {"ignore", "instructions", "developer", "previous"} & {x.ngram for x in e.up}
@@ -126,7 +133,7 @@ def test_cli_streams_scores_and_explanations():
         p.stdin.flush()
         bad = json.loads(p.stdout.readline())
         ok = json.loads(p.stdout.readline())
-        assert "error" in bad and ok["flagged"] == [] and set(ok["explanations"]) == {"jailbreak", "cyber_offense"}
+        assert "error" in bad and ok["flagged"] == [] and set(ok["explanations"]) == set(CATEGORIES)
     finally:
         p.stdin.close()
         p.wait(timeout=30)

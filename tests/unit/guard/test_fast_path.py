@@ -10,7 +10,7 @@ import pytest
 
 from clearance.guard import features
 from clearance.guard.dataset import load_rows
-from clearance.guard.model import WINDOWS, LinearModel, sigmoid
+from clearance.guard.model import WINDOWS, LinearModel, sigmoid, with_derived
 
 EDGE_CASES = [
     "héllo wörld 123 — ünïcode 数字 ٣٤٥ test", "CVE-2021-44228 patch 9.8", "a1b2c3 4567 x", "ab", "abcde",
@@ -107,7 +107,11 @@ def test_general_path_scores_match_numpy_sigmoid(model):
     for text in TEXTS[:200]:
         z = np.clip(model.logits(text), -40.0, 40.0)
         expected = 1.0 / (1.0 + np.exp(-z))
-        assert np.allclose(list(model.scores(text).values()), expected, rtol=0, atol=1e-12)
+        heads = model.scores(text)
+        assert np.allclose([heads[c] for c in model.categories][:1], expected[:1], rtol=0, atol=1e-12)
+        # The tier heads, made nested (``with_derived``): each is its own sigmoid or a higher tier's.
+        raw = dict(zip(model.categories, expected.tolist()))
+        assert heads == pytest.approx(with_derived(raw), abs=1e-12)
 
 
 def test_scores_are_the_same_without_the_c_extension(model, monkeypatch):
