@@ -183,9 +183,12 @@ def train_cmd(out_dir: str | None, seed: int, bags: int | None) -> None:
 @click.option("--guard", "guard_name", default=None, help="With --data: the guard to evaluate (default: the configured default).")
 @click.option("--target-fpr", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.01,
               show_default=True, help="With --data: the false-positive rate to suggest thresholds for.")
+@click.option("--lofo", is_flag=True,
+              help="Leave one family out: retrain the recipe once per family (about a minute of CPU each) "
+                   "and report how much of each family is caught or flagged (JSON).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def eval_cmd(config_path: str | None, model_dir: str | None, seed: int, data, guard_name: str | None,
-             target_fpr: float, as_json: bool) -> None:
+             target_fpr: float, lofo: bool, as_json: bool) -> None:
     """Quality on the family-held-out test split and the benign contrast set, or on your own labelled data.
 
     With --data, every line is screened as the gateway screens a request (all
@@ -195,6 +198,11 @@ def eval_cmd(config_path: str | None, model_dir: str | None, seed: int, data, gu
     """
     if data is not None:
         _eval_labelled(config_path, model_dir, guard_name, data, target_fpr, as_json)
+        return
+    if lofo:
+        from clearance.guard.lofo import run
+
+        click.echo(json.dumps(run(seed=seed, log=lambda m: click.echo(m, err=True)), indent=2))
         return
     from clearance.guard.evaluate import evaluate
     from clearance.guard.linear import LinearGuard

@@ -89,19 +89,32 @@ def one_family(family: str, rows: list[Example], reference: list[Example], seed:
     return out
 
 
-def run(families: list[str] | None = None, seed: int = 0, log=print) -> dict:
+def _order(family: str) -> tuple[int, str]:
+    """Attack families first (jailbreaks, then cyber), then hard negatives, then easy benign text, so
+    that a run stopped early has measured what matters most."""
+    if family.startswith(("jb-", "inj-")):
+        return 0, family
+    if family.startswith(("cyber-", "harm-")):
+        return 1, family
+    return (2 if is_hard_negative(family) else 3), family
+
+
+def run(families: list[str] | None = None, seed: int = 0, log=print, out=None) -> dict:
     rows = load_rows()
     reference = [r for r in rows if r.family in TEST_FAMILIES and is_hard_negative(r.family)]
     counts: dict[str, int] = {}
     for r in rows:
         counts[r.family] = counts.get(r.family, 0) + 1
-    todo = families or sorted(f for f, n in counts.items() if n >= MIN_ROWS and f != "fragment-suffix")
+    todo = families or sorted((f for f, n in counts.items() if n >= MIN_ROWS and f != "fragment-suffix"), key=_order)
     report: dict = {"seed": seed, "reference_negatives": len(reference),
                     "reference_families": sorted({r.family for r in reference}), "families": {}}
     for fam in todo:
         t0 = time.process_time()
         report["families"][fam] = one_family(fam, rows, reference, seed)
         log(f"{fam}: {json.dumps(report['families'][fam]['heads'])} ({time.process_time() - t0:.0f} s CPU)")
+        if out is not None:  # the report so far, rewritten after every family
+            with open(out, "w") as fh:
+                fh.write(json.dumps(report, indent=2) + "\n")
     return report
 
 
@@ -111,13 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=None, help="write the JSON report here")
     args = ap.parse_args(argv)
-    report = run(args.family, args.seed, log=lambda m: print(m, file=sys.stderr, flush=True))
-    text = json.dumps(report, indent=2)
-    if args.out:
-        with open(args.out, "w") as fh:
-            fh.write(text + "\n")
-    else:
-        print(text)
+    report = run(args.family, args.seed, log=lambda m: print(m, file=sys.stderr, flush=True), out=args.out)
+    if not args.out:
+        print(json.dumps(report, indent=2))
     return 0
 
 
