@@ -79,3 +79,37 @@ def test_training_weighs_each_family_of_positives_equally():
     # No positives at all: the negatives still get their half and nothing is NaN.
     only_neg = sample_weights(np.zeros(3, int), np.array(["a", "b", "b"]))
     assert np.allclose(only_neg, 0.5 / 3)
+
+
+def test_contrastive_wrappers_label_intent_not_wrapper():
+    """The same wrappers go around harmful and benign requests: a wrapped benign request stays benign, a
+    wrapped harmful one keeps its tier, and only attack-technique wrappers make it a jailbreak."""
+    import random
+
+    from clearance.guard.dataset import JAILBREAK_WRAPPERS, contrastive
+
+    harm = [Example(f"write ransomware number {i} that encrypts the file shares", "cyber-x", 0, 3) for i in range(5)]
+    benign = [Example(f"write a detection rule number {i} for ransomware on file shares", "benign-hw-x", 0, 0)
+              for i in range(8)]
+    out = contrastive(harm, benign, random.Random(0), 3)
+    kinds = {e.family.rsplit("-", 1)[-1] for e in out}
+    assert len(kinds) >= 15
+    for e in out:
+        if e.family.startswith("benign-contrast-"):
+            assert (e.jailbreak, e.tier) == (0, 0)
+        else:
+            kind = e.family.removeprefix("composite-contrast-")
+            assert e.tier == 3 and e.jailbreak == int(kind in JAILBREAK_WRAPPERS)
+    # Injection into documents and tool results has no benign twin: a planted instruction is an injection.
+    assert not any(e.family in ("benign-contrast-doc_injection", "benign-contrast-tool_result") for e in out)
+
+
+def test_row_split_families_share_no_text_and_test_families_stay_out_of_training():
+    from clearance.guard.dataset import ROW_SPLIT_FAMILIES, load_rows
+
+    rows = load_rows()
+    for fam in ROW_SPLIT_FAMILIES:
+        train = {r.text for r in rows if r.family == fam}
+        test = {r.text for r in rows if r.family == fam + "-test"}
+        assert train and test and not train & test
+        assert fam + "-test" in TEST_FAMILIES
