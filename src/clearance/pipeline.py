@@ -359,7 +359,7 @@ async def _complete_overlapped(gw: Gateway, adm: Admitted, req: ChatRequest) -> 
 
 
 def _upstream_error(err: UpstreamError) -> ApiError:
-    kind = {429: "rate_limited", 503: "no_backend_available", 504: "upstream_timeout"}.get(err.status, "upstream_error")
+    kind = {400: "invalid_request_error", 429: "rate_limited", 503: "no_backend_available", 504: "upstream_timeout"}.get(err.status, "upstream_error")
     return ApiError(err.status, err.message, type=kind, code=kind)
 
 

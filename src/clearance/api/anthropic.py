@@ -25,14 +25,18 @@ from clearance.types import ChatChunk, ChatRequest, ChatResult, Message
 # Fields a client may send that Clearance reads.
 _KNOWN_FIELDS = frozenset({
     "model", "max_tokens", "messages", "system", "stop_sequences", "temperature",
-    "top_p", "top_k", "stream", "metadata", "thinking",
+    "top_p", "top_k", "stream", "metadata", "thinking", "tools", "tool_choice",
 })
 # Hints about the provider's own service that do not change the answer: type-checked, then ignored.
 _IGNORED_STRINGS = ("service_tier", "speed", "user_profile_id", "workspace_id")
 _IGNORED_OBJECTS = ("cache_control", "diagnostics")
 # Fields the API defines that change what the model does and that Clearance cannot honour
 # on every backend; rejected rather than silently dropped.
-_UNSUPPORTED_FIELDS = frozenset({"tools", "tool_choice", "container", "output_config", "inference_geo"})
+_UNSUPPORTED_FIELDS = frozenset({"container", "output_config", "inference_geo"})
+# Content blocks that carry no text for the guard and are forwarded as they are.
+_OPAQUE_BLOCKS = frozenset({"image", "document"})
+# Request headers of this format forwarded to an upstream that speaks it.
+FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta")
 
 # finish_reason (OpenAI vocabulary, as backends report it) -> Anthropic stop_reason.
 _STOP_REASONS = {
@@ -52,8 +56,10 @@ BLOCKS_KEY = "anthropic_blocks"
 
 # --------------------------------------------------------------------------- parsing
 
-def parse_request(body: object, request_id: str) -> ChatRequest:
+def parse_request(body: object, request_id: str, headers: dict[str, str] | None = None) -> ChatRequest:
     """Validate a Messages API request body and translate it to a ``ChatRequest``.
+
+    ``headers`` are the client's ``anthropic-version`` and ``anthropic-beta`` headers, if sent.
 
     Raises ``ApiError`` (400) naming the parameter on any malformed input.
     """
@@ -110,8 +116,12 @@ def parse_request(body: object, request_id: str) -> ChatRequest:
     if thinking is not None:
         if not isinstance(thinking, dict) or not isinstance(thinking.get("type"), str):
             raise bad_request("thinking: must be an object with a 'type'.", param="thinking")
-        if thinking["type"] != "disabled":
-            raise bad_request("thinking: extended thinking is not supported by this gateway.", param="thinking")
+    tools = body.get("tools")
+    if tools is not None and (not isinstance(tools, list) or not all(isinstance(t, dict) for t in tools)):
+        raise bad_request("tools: must be a list of objects.", param="tools")
+    tool_choice = body.get("tool_choice")
+    if tool_choice is not None and not isinstance(tool_choice, dict):
+        raise bad_request("tool_choice: must be an object.", param="tool_choice")
 
     stop = body.get("stop_sequences")
     if stop is None:
@@ -136,6 +146,8 @@ def parse_request(body: object, request_id: str) -> ChatRequest:
         stop=tuple(stop),
         params=params,
         wire="anthropic",
+        raw=body,
+        headers=dict(headers or {}),
     )
 
 
@@ -215,6 +227,8 @@ def _flatten_blocks(blocks: list[Any], where: str) -> tuple[str, bool]:
         elif kind == "tool_result":
             rich = True
             parts.append(_tool_result_text(block, here))
+        elif kind in _OPAQUE_BLOCKS:
+            rich = True
         elif kind in ("thinking", "redacted_thinking"):
             # The model's own earlier reasoning: nothing a user wrote, nothing to forward.
             rich = True
@@ -232,8 +246,11 @@ def _tool_result_text(block: dict[str, Any], where: str) -> str:
         texts = []
         for i, inner in enumerate(content):
             here = f"{where}.content.{i}"
+            if isinstance(inner, dict) and inner.get("type") in _OPAQUE_BLOCKS:
+                continue
             if not isinstance(inner, dict) or inner.get("type") != "text":
-                raise bad_request(f"{here}: tool results may hold only text blocks here.", param=here)
+                raise bad_request(f"{here}: tool results may hold only text, image and document blocks.",
+                                  param=here)
             texts.append(_text_of(inner, here))
         text = "\n".join(texts)
     else:
@@ -258,7 +275,7 @@ def stop_reason(finish_reason: str | None) -> str:
 
 def render_message(result: ChatResult, req: ChatRequest, message_id: str) -> dict[str, Any]:
     """The Messages API response object for a complete answer."""
-    return {
+    message = {
         "id": message_id,
         "type": "message",
         "role": "assistant",
@@ -268,6 +285,14 @@ def render_message(result: ChatResult, req: ChatRequest, message_id: str) -> dic
         "stop_sequence": None,
         "usage": {"input_tokens": result.usage.prompt_tokens, "output_tokens": result.usage.completion_tokens},
     }
+    raw = result.raw if result.raw_wire == "anthropic" else None
+    if raw is not None:  # an upstream of this format: its blocks (tool_use, thinking, ...) as they came
+        if isinstance(raw.get("content"), list):
+            message["content"] = raw["content"]
+        for key in ("stop_reason", "stop_sequence", "usage"):
+            if key in raw:
+                message[key] = raw[key]
+    return message
 
 
 def _event(name: str, data: dict[str, Any]) -> bytes:
@@ -300,8 +325,10 @@ async def render_stream(chunks: AsyncIterator[ChatChunk], req: ChatRequest, mess
                 finished = True
                 break
             pending.append(chunk)
-            if chunk.delta or chunk.finish_reason is not None:
+            if chunk.delta or chunk.raw or chunk.finish_reason is not None:
                 break
+        # An upstream of this format: its content-block events go to the client as they came.
+        passthrough = any(c.raw_wire == "anthropic" for c in pending)
 
         input_tokens = prompt_tokens_hint
         # The opening events and the frames of the chunks already in hand go out as one piece
@@ -311,20 +338,30 @@ async def render_stream(chunks: AsyncIterator[ChatChunk], req: ChatRequest, mess
             "stop_reason": None, "stop_sequence": None,
             "usage": {"input_tokens": input_tokens, "output_tokens": 0},
         }})
-        opening += _event("content_block_start", {"type": "content_block_start", "index": 0,
-                                                  "content_block": {"type": "text", "text": ""}})
+        if not passthrough:
+            opening += _event("content_block_start", {"type": "content_block_start", "index": 0,
+                                                      "content_block": {"type": "text", "text": ""}})
         opening += _event("ping", {"type": "ping"})
 
         finish: str | None = None
         output_tokens = 0
+        upstream_delta: dict[str, Any] = {}  # the upstream's own message_delta, sent at the close
 
         def take(chunk: ChatChunk) -> bytes | None:
-            nonlocal finish, output_tokens, input_tokens
+            nonlocal finish, output_tokens, input_tokens, upstream_delta
             if chunk.finish_reason is not None:
                 finish = chunk.finish_reason
             if chunk.usage is not None:
                 output_tokens = chunk.usage.completion_tokens
                 input_tokens = chunk.usage.prompt_tokens or input_tokens
+            if passthrough:
+                frames = b""
+                for event in chunk.raw if chunk.raw_wire == "anthropic" else ():
+                    if event.get("type") == "message_delta":
+                        upstream_delta = event
+                    else:
+                        frames += _event(str(event.get("type")), event)
+                return frames or None
             if not chunk.delta:
                 return None
             return _event("content_block_delta", {"type": "content_block_delta", "index": 0,
@@ -349,10 +386,14 @@ async def render_stream(chunks: AsyncIterator[ChatChunk], req: ChatRequest, mess
                                 req.request_id)
                 return
 
-        yield (_event("content_block_stop", {"type": "content_block_stop", "index": 0})
-               + _event("message_delta", {"type": "message_delta",
-                                          "delta": {"stop_reason": stop_reason(finish), "stop_sequence": None},
-                                          "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens}})
+        delta = {"stop_reason": stop_reason(finish), "stop_sequence": None}
+        usage = {"input_tokens": input_tokens, "output_tokens": output_tokens}
+        if isinstance(upstream_delta.get("delta"), dict):
+            delta = {**delta, **upstream_delta["delta"]}
+        if isinstance(upstream_delta.get("usage"), dict):
+            usage = {**usage, **upstream_delta["usage"]}
+        closing = b"" if passthrough else _event("content_block_stop", {"type": "content_block_stop", "index": 0})
+        yield (closing + _event("message_delta", {"type": "message_delta", "delta": delta, "usage": usage})
                + _event("message_stop", {"type": "message_stop"}))
     finally:
         close = getattr(iterator, "aclose", None)

@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from clearance.routing.backends.base import UpstreamError
+from clearance.routing.backends.base import UpstreamError, other_format_error
 from clearance.routing.backends.transport import TRANSPORT_ERRORS, Timeouts, iter_sse_batches, transport_error
 from clearance.types import ChatChunk, ChatRequest, ChatResult, Usage
 
@@ -33,10 +33,30 @@ def status_error(name: str, status: int, body: bytes) -> UpstreamError:
     return UpstreamError(msg, status=502, retryable=False, upstream_status=status)
 
 
-_PASSTHROUGH_FIELDS = ("name", "tool_calls", "tool_call_id")
+_PASSTHROUGH_FIELDS = ("name", "tool_calls", "tool_call_id", "content")
+
+# What an Anthropic-format request may hold that this backend cannot yet translate: refused, never dropped.
+_ANTHROPIC_ONLY_FIELDS = ("tools", "tool_choice", "thinking")
+_ANTHROPIC_ONLY_BLOCKS = frozenset({"tool_use", "tool_result", "image", "document", "thinking",
+                                    "redacted_thinking"})
+
+
+def _refuse_anthropic_only(req: ChatRequest) -> None:
+    for name in _ANTHROPIC_ONLY_FIELDS:
+        value = req.raw.get(name)
+        if value is not None and not (name == "thinking" and isinstance(value, dict)
+                                      and value.get("type") == "disabled"):
+            raise other_format_error(name)
+    for i, m in enumerate(req.raw.get("messages") or ()):
+        content = m.get("content") if isinstance(m, dict) else None
+        for j, block in enumerate(content if isinstance(content, list) else ()):
+            if isinstance(block, dict) and block.get("type") in _ANTHROPIC_ONLY_BLOCKS:
+                raise other_format_error(f"messages.{i}.content.{j}: {block['type']} blocks")
 
 
 def request_body(req: ChatRequest, model: str) -> dict[str, Any]:
+    if req.wire == "anthropic":
+        _refuse_anthropic_only(req)
     body: dict[str, Any] = dict(req.params)
     body["model"] = model
     body["messages"] = [{"role": m.role, "content": m.content,
@@ -88,7 +108,7 @@ class OpenAIBackend:
             content = choice.get("message", {}).get("content") or ""
             return ChatResult(content=content, finish_reason=choice.get("finish_reason") or "stop",
                               usage=_usage(data.get("usage")) or Usage(), backend=self.name,
-                              upstream_model=str(data.get("model") or model))
+                              upstream_model=str(data.get("model") or model), raw=choice, raw_wire="openai")
         except Exception:
             raise UpstreamError(f"backend {self.name}: malformed response", status=502) from None
 
@@ -106,6 +126,8 @@ class OpenAIBackend:
                     raise status_error(self.name, r.status, await r.read())
                 async for events in iter_sse_batches(r):
                     text: list[str] = []
+                    raw: list[dict] = []  # the batch's choices, forwarded as they came when one held more than text
+                    rich = False
                     failure: UpstreamError | None = None
                     for _event, data in events:
                         if data == "[DONE]":
@@ -121,11 +143,17 @@ class OpenAIBackend:
                             break
                         usage = _usage(obj.get("usage")) or usage
                         for choice in obj.get("choices") or []:
-                            delta = (choice.get("delta") or {}).get("content")
+                            fields = choice.get("delta") or {}
+                            delta = fields.get("content")
                             if delta:
                                 text.append(delta)
+                            raw.append(choice)
+                            rich = rich or choice.get("logprobs") is not None or any(
+                                v is not None for k, v in fields.items() if k not in ("role", "content"))
                             finish = choice.get("finish_reason") or finish
-                    if text:  # what arrived before a failure is still delivered
+                    if rich:  # the batch's choices in order, text included, so nothing is reordered
+                        yield ChatChunk(delta="".join(text), raw=tuple(raw), raw_wire="openai")
+                    elif text:  # what arrived before a failure is still delivered
                         yield ChatChunk(delta="".join(text))
                     if failure is not None:
                         raise failure
