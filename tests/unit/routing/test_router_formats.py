@@ -1,0 +1,96 @@
+"""A request a backend cannot serve in its format moves on along the route, and is the client's 400 at the end."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from clearance.config import BackendSettings, ModelSettings
+from clearance.routing.backends.anthropic import build_body
+from clearance.routing.backends.base import Unsupported, UpstreamError
+from clearance.routing.backends.openai import request_body
+from clearance.routing.router import Router
+from clearance.types import ChatChunk, ChatRequest, ChatResult, Message
+
+
+class _Backend:
+    """TEST DOUBLE: serves text, or refuses as a backend of the other format does."""
+
+    def __init__(self, name: str, refuses: bool):
+        self.name, self.refuses, self.calls = name, refuses, 0
+
+    async def complete(self, req, model):
+        self.calls += 1
+        if self.refuses:
+            raise Unsupported("tools: not supported when the model's backend speaks the other format",
+                              status=400, retryable=True)
+        return ChatResult(content="ok", backend=self.name)
+
+    async def stream(self, req, model):
+        await self.complete(req, model)
+        yield ChatChunk(delta="ok", finish_reason="stop")
+
+    async def aclose(self):
+        pass
+
+
+def _router(*backends: _Backend) -> tuple[Router, ModelSettings]:
+    settings = {b.name: BackendSettings(name=b.name, base_url="http://127.0.0.1:1", breaker_failures=1)
+                for b in backends}
+    return Router({b.name: b for b in backends}, settings), ModelSettings(name="m", backends=list(settings))
+
+
+def _req() -> ChatRequest:
+    return ChatRequest(request_id="r", model="m", messages=(Message("user", "hi"),))
+
+
+def test_next_backend_serves_what_the_first_cannot_and_no_circuit_opens():
+    router, model = _router(_Backend("other-format", True), _Backend("same-format", False))
+    result, attempts = asyncio.run(router.complete(_req(), model))
+    assert result.backend == "same-format" and attempts.fallbacks == ["other-format"]
+    assert router.breakers["other-format"].allow()  # breaker_failures=1, yet nothing counted
+
+
+def test_when_no_backend_can_serve_it_the_client_gets_a_400_naming_the_field():
+    router, model = _router(_Backend("a", True))
+    for call in (lambda: router.complete(_req(), model), lambda: router.open_stream(_req(), model)):
+        with pytest.raises(UpstreamError) as caught:
+            asyncio.run(call())
+        assert caught.value.status == 400 and caught.value.message.startswith("tools: not supported")
+
+
+@pytest.mark.parametrize(("raw", "field"), [
+    ({"tools": [{"name": "f"}]}, "tools"),
+    ({"tool_choice": {"type": "auto"}}, "tool_choice"),
+    ({"thinking": {"type": "enabled", "budget_tokens": 1024}}, "thinking"),
+    ({"messages": [{"role": "user", "content": [{"type": "image", "source": {}}]}]}, "messages.0.content.0"),
+])
+def test_openai_backend_refuses_what_an_anthropic_request_holds_beyond_text(raw, field):
+    req = ChatRequest(request_id="r", model="m", messages=(Message("user", "hi"),), wire="anthropic", raw=raw)
+    with pytest.raises(Unsupported) as caught:
+        request_body(req, "up")
+    assert caught.value.message.startswith(field)
+
+
+@pytest.mark.parametrize(("req", "field"), [
+    (ChatRequest(request_id="r", model="m", messages=(Message("user", "hi"),), params={"tools": []}), "tools"),
+    (ChatRequest(request_id="r", model="m", messages=(Message("user", "hi"),), params={"logprobs": True}),
+     "logprobs"),
+    (ChatRequest(request_id="r", model="m", messages=(Message("assistant", "x", {"tool_calls": [{}]}),)),
+     "messages[0].tool_calls"),
+    (ChatRequest(request_id="r", model="m", messages=(Message("user", "", {"content": [
+        {"type": "image_url", "image_url": {"url": "data:,"}}]}),)), "messages[0].content[0]: image_url"),
+])
+def test_anthropic_backend_refuses_what_an_openai_request_holds_beyond_text(req, field):
+    with pytest.raises(Unsupported) as caught:
+        build_body(req, "up", stream=False)
+    assert caught.value.message.startswith(field)
+
+
+def test_an_anthropic_request_goes_to_an_anthropic_backend_as_sent():
+    raw = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}], "tools": [{"name": "f"}],
+           "cache_control": {"type": "ephemeral"}, "service_tier": "auto", "stream": False}
+    req = ChatRequest(request_id="r", model="m", messages=(Message("user", "hi"),), wire="anthropic", raw=raw)
+    body = build_body(req, "claude-up", stream=True)
+    assert body == {**{k: v for k, v in raw.items() if k != "service_tier"}, "model": "claude-up", "stream": True}
