@@ -9,7 +9,9 @@ response object or its server-sent event stream.
 Text that reaches the model is always visible in ``Message.content``: text
 blocks, tool calls and tool results are all flattened to text so the guard
 screens them.  The raw blocks of a turn that held more than text are kept in
-``Message.extra["anthropic_blocks"]`` for reference only.
+``Message.extra["anthropic_blocks"]``, and the whole body in ``ChatRequest.raw``:
+an Anthropic backend forwards that body as sent (tools, images, thinking,
+cache_control); an OpenAI-compatible backend refuses what it cannot translate.
 """
 
 from __future__ import annotations
