@@ -128,6 +128,13 @@ class ChatResult:
     # format: rendered unchanged to a client of the same format (tool calls, logprobs, blocks).
     raw: dict[str, Any] | None = None
     raw_wire: str = ""
+    # The arguments of the answer's tool calls, screened and recorded with its text.
+    calls_text: str = ""
+
+    @property
+    def answer_text(self) -> str:
+        """Everything the model said: its text and its tool calls' arguments."""
+        return "\n".join(t for t in (self.content, self.calls_text) if t)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +149,8 @@ class ChatChunk:
     # events), in ``raw_wire``'s format.  ``delta`` still holds the piece's text.
     raw: tuple[dict[str, Any], ...] = ()
     raw_wire: str = ""
+    # Fragments of tool-call arguments in this piece, screened and recorded with the text.
+    calls_text: str = ""
 
 
 @dataclass(slots=True)

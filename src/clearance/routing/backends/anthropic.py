@@ -172,6 +172,8 @@ class AnthropicBackend:
             upstream_model=str(data.get("model") or model),
             raw=data,
             raw_wire="anthropic",
+            calls_text="\n".join(json.dumps(b.get("input"), ensure_ascii=False, sort_keys=True) for b in content
+                                 if isinstance(b, dict) and b.get("type") == "tool_use"),
         )
 
     async def stream(self, req: ChatRequest, model: str) -> AsyncIterator[ChatChunk]:
@@ -210,7 +212,10 @@ class AnthropicBackend:
         def piece(text: list[str], **kw: Any) -> ChatChunk:
             # The content-block events go with the text, unchanged, for a client that speaks this format.
             raw, state.raw = tuple(state.raw), []
-            return ChatChunk(delta="".join(text), raw=raw, raw_wire="anthropic", **kw)
+            calls = "".join(e["delta"]["partial_json"] for e in raw if e.get("type") == "content_block_delta"
+                            and isinstance(e.get("delta"), dict) and e["delta"].get("type") == "input_json_delta"
+                            and isinstance(e["delta"].get("partial_json"), str))
+            return ChatChunk(delta="".join(text), raw=raw, raw_wire="anthropic", calls_text=calls, **kw)
 
         async for events in iter_sse_batches(response):
             text: list[str] = []

@@ -75,6 +75,16 @@ def request_body(req: ChatRequest, model: str) -> dict[str, Any]:
     return body
 
 
+def _arguments(tool_calls: object) -> list[str]:
+    """The argument texts (or fragments) of OpenAI tool calls."""
+    out = []
+    for call in tool_calls if isinstance(tool_calls, list) else ():
+        fn = call.get("function") if isinstance(call, dict) else None
+        if isinstance(fn, dict) and isinstance(fn.get("arguments"), str):
+            out.append(fn["arguments"])
+    return out
+
+
 def _usage(u: dict | None) -> Usage | None:
     if not isinstance(u, dict):
         return None
@@ -106,9 +116,11 @@ class OpenAIBackend:
             data = orjson.loads(raw)
             choice = data["choices"][0]
             content = choice.get("message", {}).get("content") or ""
+            calls = _arguments((choice.get("message") or {}).get("tool_calls"))
             return ChatResult(content=content, finish_reason=choice.get("finish_reason") or "stop",
                               usage=_usage(data.get("usage")) or Usage(), backend=self.name,
-                              upstream_model=str(data.get("model") or model), raw=choice, raw_wire="openai")
+                              upstream_model=str(data.get("model") or model), raw=choice, raw_wire="openai",
+                              calls_text="\n".join(calls))
         except Exception:
             raise UpstreamError(f"backend {self.name}: malformed response", status=502) from None
 
@@ -128,6 +140,7 @@ class OpenAIBackend:
                     text: list[str] = []
                     raw: list[dict] = []  # the batch's choices, forwarded as they came when one held more than text
                     rich = False
+                    calls: list[str] = []
                     failure: UpstreamError | None = None
                     for _event, data in events:
                         if data == "[DONE]":
@@ -147,12 +160,14 @@ class OpenAIBackend:
                             delta = fields.get("content")
                             if delta:
                                 text.append(delta)
+                            calls.extend(_arguments(fields.get("tool_calls")))
                             raw.append(choice)
                             rich = rich or choice.get("logprobs") is not None or any(
                                 v is not None for k, v in fields.items() if k not in ("role", "content"))
                             finish = choice.get("finish_reason") or finish
                     if rich:  # the batch's choices in order, text included, so nothing is reordered
-                        yield ChatChunk(delta="".join(text), raw=tuple(raw), raw_wire="openai")
+                        yield ChatChunk(delta="".join(text), raw=tuple(raw), raw_wire="openai",
+                                        calls_text="".join(calls))
                     elif text:  # what arrived before a failure is still delivered
                         yield ChatChunk(delta="".join(text))
                     if failure is not None:
