@@ -229,13 +229,64 @@ def test_anthropic_streamed_tool_use_passes_input_json_deltas(world, claude):
 
 # --------------------------------------------------------------------------- across formats
 
-def test_anthropic_client_with_tools_to_openai_backend_is_a_clear_400(world, claude):
+def test_anthropic_client_tool_use_through_an_openai_backend_is_translated(world, claude):
+    ask = [{"role": "user", "content": "Weather in Oslo?"}]
+    first = claude.messages.create(model="gpt-sim", max_tokens=50, system="Be brief.", messages=ask,
+                                   tools=[WEATHER_ANTHROPIC], tool_choice={"type": "any"})
+    sent = world["oa"].last["body"]
+    assert sent["tools"] == [WEATHER_OPENAI] and sent["tool_choice"] == "required"
+    assert sent["messages"] == [{"role": "system", "content": "Be brief."}, ask[0]]
+    assert first.stop_reason == "tool_use"
+    (use,) = first.content
+    assert use.type == "tool_use" and use.id.startswith("call_sim") and use.name == "get_weather"
+    assert use.input == {"city": "example", "days": 1}
+
+    picture = {"role": "user", "content": [
+        {"type": "text", "text": "And this picture?"},
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG}}]}
+    history = [picture, {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in first.content]},
+               {"role": "user", "content": [
+                   {"type": "tool_result", "tool_use_id": use.id, "content": [{"type": "text", "text": "Snow"}]}]}]
+    kinds = []
+    with claude.messages.stream(model="gpt-sim", max_tokens=50, messages=history, tools=[WEATHER_ANTHROPIC]) as stream:
+        for event in stream:
+            kinds.append(event.type)
+        final = stream.get_final_message()
+    assert final.stop_reason == "end_turn" and final.content[0].text.startswith("[simulated oa-sim]")
+    sent = world["oa"].last["body"]["messages"]
+    assert sent[0] == {"role": "user", "content": [
+        {"type": "text", "text": "And this picture?"},
+        {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}}]}
+    assert sent[1] == {"role": "assistant", "content": None, "tool_calls": [
+        {"id": use.id, "type": "function", "function": {"name": "get_weather",
+                                                        "arguments": json.dumps(use.input)}}]}
+    assert sent[2] == {"role": "tool", "tool_call_id": use.id, "content": "Snow"}
+
+
+def test_anthropic_client_streamed_tool_use_through_an_openai_backend(world, claude):
+    partial, starts = [], []
+    with claude.messages.stream(model="gpt-sim", max_tokens=50, tools=[WEATHER_ANTHROPIC],
+                                messages=[{"role": "user", "content": "Weather in Oslo?"}]) as stream:
+        for event in stream:
+            if event.type == "content_block_start":
+                starts.append(event.content_block.type)
+            if event.type == "content_block_delta" and event.delta.type == "input_json_delta":
+                partial.append(event.delta.partial_json)
+        final = stream.get_final_message()
+    assert starts == ["text", "tool_use"] and len(partial) > 1
+    assert final.stop_reason == "tool_use"
+    assert final.content[-1].name == "get_weather" and final.content[-1].input == {"city": "example", "days": 1}
+
+
+def test_what_cannot_cross_formats_is_a_clear_400(world, claude):
     calls = len(world["oa"].requests)
-    with pytest.raises(anthropic.BadRequestError) as caught:
-        claude.messages.create(model="gpt-sim", max_tokens=50, tools=[WEATHER_ANTHROPIC],
-                               messages=[{"role": "user", "content": "Weather?"}])
-    assert "tools: not supported when the model's backend speaks the other format" in caught.value.message
-    assert caught.value.body["type"] == "error"
+    for extra in ({"thinking": {"type": "enabled", "budget_tokens": 1024}},
+                  {"tools": [{"type": "web_search_20250305", "name": "web_search"}]}):
+        with pytest.raises(anthropic.BadRequestError) as caught:
+            claude.messages.create(model="gpt-sim", max_tokens=2048, messages=[{"role": "user", "content": "Hi"}],
+                                   **extra)
+        assert "not supported when the model's backend speaks the other format" in caught.value.message
+        assert caught.value.body["type"] == "error"
     assert len(world["oa"].requests) == calls  # nothing was sent, nothing dropped
 
 

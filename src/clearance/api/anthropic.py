@@ -287,6 +287,10 @@ def render_message(result: ChatResult, req: ChatRequest, message_id: str) -> dic
         "stop_sequence": None,
         "usage": {"input_tokens": result.usage.prompt_tokens, "output_tokens": result.usage.completion_tokens},
     }
+    if result.raw_wire == "openai" and result.raw is not None:  # an OpenAI upstream's tool calls, translated
+        blocks = [_tool_use_block(call) for call in (result.raw.get("message") or {}).get("tool_calls") or ()]
+        if blocks:
+            message["content"] = ([{"type": "text", "text": result.content}] if result.content else []) + blocks
     raw = result.raw if result.raw_wire == "anthropic" else None
     if raw is not None:  # an upstream of this format: its blocks (tool_use, thinking, ...) as they came
         if isinstance(raw.get("content"), list):
@@ -297,9 +301,24 @@ def render_message(result: ChatResult, req: ChatRequest, message_id: str) -> dic
     return message
 
 
+def _tool_use_block(call: dict[str, Any]) -> dict[str, Any]:
+    """The ``tool_use`` block for an OpenAI tool call."""
+    fn = call.get("function") or {}
+    try:
+        arguments = json.loads(fn.get("arguments") or "{}")
+    except ValueError:
+        arguments = {"arguments": fn.get("arguments")}  # not JSON: kept, never dropped
+    return {"type": "tool_use", "id": call.get("id"), "name": fn.get("name"),
+            "input": arguments if isinstance(arguments, dict) else {"arguments": arguments}}
+
+
 def _event(name: str, data: dict[str, Any]) -> bytes:
     payload = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
     return f"event: {name}\ndata: {payload}\n\n".encode()
+
+
+def _stop_block(index: int) -> bytes:
+    return _event("content_block_stop", {"type": "content_block_stop", "index": index})
 
 
 def sse_error(err: ApiError, request_id: str) -> bytes:
@@ -348,6 +367,42 @@ async def render_stream(chunks: AsyncIterator[ChatChunk], req: ChatRequest, mess
         finish: str | None = None
         output_tokens = 0
         upstream_delta: dict[str, Any] = {}  # the upstream's own message_delta, sent at the close
+        block = 0  # the open content block's index (text block 0 is opened with the message)
+        tool_blocks: dict[int, int] = {}  # an OpenAI upstream's tool-call index -> its tool_use block
+
+        def text_frames(text: str) -> bytes:
+            nonlocal block
+            frames = b""
+            if tool_blocks and block == max(tool_blocks.values()):  # text after a tool call: a block of its own
+                frames += _stop_block(block)
+                block += 1
+                frames += _event("content_block_start", {"type": "content_block_start", "index": block,
+                                                         "content_block": {"type": "text", "text": ""}})
+            return frames + _event("content_block_delta", {"type": "content_block_delta", "index": block,
+                                                           "delta": {"type": "text_delta", "text": text}})
+
+        def translated(choices: tuple[dict[str, Any], ...]) -> bytes:
+            """An OpenAI upstream's streamed choices as text deltas and tool_use blocks, in order."""
+            nonlocal block
+            frames = b""
+            for choice in choices:
+                delta = choice.get("delta") or {}
+                if isinstance(delta.get("content"), str) and delta["content"]:
+                    frames += text_frames(delta["content"])
+                for call in delta.get("tool_calls") or ():
+                    fn = call.get("function") or {}
+                    if call.get("index", 0) not in tool_blocks:
+                        frames += _stop_block(block)
+                        block += 1
+                        tool_blocks[call.get("index", 0)] = block
+                        frames += _event("content_block_start", {"type": "content_block_start", "index": block,
+                                                                 "content_block": {"type": "tool_use", "id": call.get("id"),
+                                                                                   "name": fn.get("name"), "input": {}}})
+                    if fn.get("arguments"):
+                        frames += _event("content_block_delta", {
+                            "type": "content_block_delta", "index": tool_blocks[call.get("index", 0)],
+                            "delta": {"type": "input_json_delta", "partial_json": fn["arguments"]}})
+            return frames
 
         def take(chunk: ChatChunk) -> bytes | None:
             nonlocal finish, output_tokens, input_tokens, upstream_delta
@@ -364,10 +419,11 @@ async def render_stream(chunks: AsyncIterator[ChatChunk], req: ChatRequest, mess
                     else:
                         frames += _event(str(event.get("type")), event)
                 return frames or None
+            if chunk.raw_wire == "openai" and chunk.raw:
+                return translated(chunk.raw) or None
             if not chunk.delta:
                 return None
-            return _event("content_block_delta", {"type": "content_block_delta", "index": 0,
-                                                  "delta": {"type": "text_delta", "text": chunk.delta}})
+            return text_frames(chunk.delta)
 
         for chunk in pending:
             if (frame := take(chunk)) is not None:
@@ -394,7 +450,7 @@ async def render_stream(chunks: AsyncIterator[ChatChunk], req: ChatRequest, mess
             delta = {**delta, **upstream_delta["delta"]}
         if isinstance(upstream_delta.get("usage"), dict):
             usage = {**usage, **upstream_delta["usage"]}
-        closing = b"" if passthrough else _event("content_block_stop", {"type": "content_block_stop", "index": 0})
+        closing = b"" if passthrough else _stop_block(block)
         yield (closing + _event("message_delta", {"type": "message_delta", "delta": delta, "usage": usage})
                + _event("message_stop", {"type": "message_stop"}))
     finally:

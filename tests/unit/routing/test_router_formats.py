@@ -61,8 +61,9 @@ def test_when_no_backend_can_serve_it_the_client_gets_a_400_naming_the_field():
 
 
 @pytest.mark.parametrize(("raw", "field"), [
-    ({"tools": [{"name": "f"}]}, "tools"),
-    ({"tool_choice": {"type": "auto"}}, "tool_choice"),
+    ({"tools": [{"type": "web_search_20250305", "name": "web_search"}]}, "tools.0: web_search_20250305 tools"),
+    ({"tool_choice": {"type": "whatever"}}, "tool_choice"),
+    ({"messages": [{"role": "user", "content": [{"type": "document", "source": {}}]}]}, "messages.0.content.0"),
     ({"thinking": {"type": "enabled", "budget_tokens": 1024}}, "thinking"),
     ({"messages": [{"role": "user", "content": [{"type": "image", "source": {}}]}]}, "messages.0.content.0"),
 ])

@@ -13,6 +13,7 @@ from typing import Any
 import aiohttp
 import orjson
 
+from clearance.routing.backends import translate
 from clearance.routing.backends.base import UpstreamError, other_format_error
 from clearance.routing.backends.transport import TRANSPORT_ERRORS, Timeouts, iter_sse_batches, transport_error
 from clearance.types import ChatChunk, ChatRequest, ChatResult, Usage
@@ -36,17 +37,14 @@ def status_error(name: str, status: int, body: bytes) -> UpstreamError:
 _PASSTHROUGH_FIELDS = ("name", "tool_calls", "tool_call_id", "content")
 
 # What an Anthropic-format request may hold that this backend cannot yet translate: refused, never dropped.
-_ANTHROPIC_ONLY_FIELDS = ("tools", "tool_choice", "thinking")
-_ANTHROPIC_ONLY_BLOCKS = frozenset({"tool_use", "tool_result", "image", "document", "thinking",
-                                    "redacted_thinking"})
+# Tools, tool_use/tool_result blocks and images are translated (translate.py); the rest is refused.
+_ANTHROPIC_ONLY_BLOCKS = frozenset({"document", "thinking", "redacted_thinking"})
 
 
 def _refuse_anthropic_only(req: ChatRequest) -> None:
-    for name in _ANTHROPIC_ONLY_FIELDS:
-        value = req.raw.get(name)
-        if value is not None and not (name == "thinking" and isinstance(value, dict)
-                                      and value.get("type") == "disabled"):
-            raise other_format_error(name)
+    thinking = req.raw.get("thinking")
+    if thinking is not None and not (isinstance(thinking, dict) and thinking.get("type") == "disabled"):
+        raise other_format_error("thinking")
     for i, m in enumerate(req.raw.get("messages") or ()):
         content = m.get("content") if isinstance(m, dict) else None
         for j, block in enumerate(content if isinstance(content, list) else ()):
@@ -55,12 +53,19 @@ def _refuse_anthropic_only(req: ChatRequest) -> None:
 
 
 def request_body(req: ChatRequest, model: str) -> dict[str, Any]:
-    if req.wire == "anthropic":
-        _refuse_anthropic_only(req)
     body: dict[str, Any] = dict(req.params)
     body["model"] = model
-    body["messages"] = [{"role": m.role, "content": m.content,
-                         **{k: v for k, v in m.extra.items() if k in _PASSTHROUGH_FIELDS}} for m in req.messages]
+    if req.wire == "anthropic" and req.raw:
+        _refuse_anthropic_only(req)
+    if req.wire == "anthropic" and translate.needs_translation(req.raw):
+        body["messages"] = translate.messages([m.content for m in req.messages if m.role == "system"],
+                                              req.raw.get("messages") or [])
+        if req.raw.get("tools"):
+            body["tools"] = translate.tools(req.raw["tools"])
+        body.update(translate.tool_choice(req.raw.get("tool_choice")))
+    else:
+        body["messages"] = [{"role": m.role, "content": m.content,
+                             **{k: v for k, v in m.extra.items() if k in _PASSTHROUGH_FIELDS}} for m in req.messages]
     if req.max_tokens is not None:
         body["max_tokens"] = req.max_tokens
     if req.temperature is not None:

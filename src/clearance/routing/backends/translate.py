@@ -1,0 +1,120 @@
+"""Tools and tool calls from the Anthropic Messages format into the OpenAI chat completions format.
+
+Used by the OpenAI-compatible backend for an Anthropic client (Claude Code against a
+vLLM or Ollama model, say).  What has no faithful counterpart (server tools, documents,
+thinking, images inside tool results) raises ``Unsupported`` naming it, never dropped.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from clearance.routing.backends.base import other_format_error
+
+# Blocks whose presence needs the translation (a plain-text conversation does not).
+RICH_BLOCKS = frozenset({"tool_use", "tool_result", "image"})
+
+
+def needs_translation(raw: dict[str, Any]) -> bool:
+    if raw.get("tools") or raw.get("tool_choice"):
+        return True
+    for m in raw.get("messages") or ():
+        content = m.get("content") if isinstance(m, dict) else None
+        if isinstance(content, list) and any(isinstance(b, dict) and b.get("type") in RICH_BLOCKS
+                                             for b in content):
+            return True
+    return False
+
+
+def tools(raw_tools: object) -> list[dict[str, Any]]:
+    out = []
+    for i, tool in enumerate(raw_tools if isinstance(raw_tools, list) else ()):
+        if tool.get("type") not in (None, "custom"):
+            raise other_format_error(f"tools.{i}: {tool['type']} tools")
+        fn: dict[str, Any] = {"name": tool.get("name"), "parameters": tool.get("input_schema") or {"type": "object"}}
+        if tool.get("description"):
+            fn["description"] = tool["description"]
+        out.append({"type": "function", "function": fn})
+    return out
+
+
+def tool_choice(choice: object) -> dict[str, Any]:
+    """The OpenAI ``tool_choice`` (and ``parallel_tool_calls``) for an Anthropic ``tool_choice``."""
+    if not isinstance(choice, dict):
+        return {}
+    kind = choice.get("type")
+    mapped: Any = {"auto": "auto", "any": "required", "none": "none"}.get(kind)
+    if kind == "tool":
+        mapped = {"type": "function", "function": {"name": choice.get("name")}}
+    if mapped is None:
+        raise other_format_error(f"tool_choice: type {kind!r}")
+    out: dict[str, Any] = {"tool_choice": mapped}
+    if choice.get("disable_parallel_tool_use") is True:
+        out["parallel_tool_calls"] = False
+    return out
+
+
+def messages(system: list[str], raw_messages: list[Any]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = [{"role": "system", "content": s} for s in system if s]
+    for i, m in enumerate(raw_messages):
+        role, content = m["role"], m["content"]
+        if isinstance(content, str):
+            out.append({"role": role, "content": content})
+        elif role == "assistant":
+            out.append(_assistant(content, i))
+        else:
+            out.extend(_user(content, i))
+    return out
+
+
+def _assistant(blocks: list[dict[str, Any]], i: int) -> dict[str, Any]:
+    texts, calls = [], []
+    for j, b in enumerate(blocks):
+        if b["type"] == "text":
+            texts.append(b["text"])
+        elif b["type"] == "tool_use":
+            calls.append({"id": b.get("id"), "type": "function",
+                          "function": {"name": b["name"], "arguments": json.dumps(b.get("input") or {})}})
+        else:
+            raise other_format_error(f"messages.{i}.content.{j}: {b['type']} blocks")
+    message: dict[str, Any] = {"role": "assistant", "content": "\n".join(texts) if texts else None}
+    if calls:
+        message["tool_calls"] = calls
+    return message
+
+
+def _user(blocks: list[dict[str, Any]], i: int) -> list[dict[str, Any]]:
+    results, parts = [], []
+    for j, b in enumerate(blocks):
+        if b["type"] == "tool_result":
+            results.append({"role": "tool", "tool_call_id": b.get("tool_use_id"),
+                            "content": _result_text(b, f"messages.{i}.content.{j}")})
+        elif b["type"] == "text":
+            parts.append({"type": "text", "text": b["text"]})
+        elif b["type"] == "image":
+            parts.append({"type": "image_url", "image_url": {"url": _image_url(b, f"messages.{i}.content.{j}")}})
+        else:
+            raise other_format_error(f"messages.{i}.content.{j}: {b['type']} blocks")
+    if parts and all(p["type"] == "text" for p in parts):
+        return [*results, {"role": "user", "content": "\n".join(p["text"] for p in parts)}]
+    return [*results, {"role": "user", "content": parts}] if parts else results
+
+
+def _result_text(block: dict[str, Any], where: str) -> str:
+    content = block.get("content", "")
+    if isinstance(content, list):
+        for k, inner in enumerate(content):
+            if inner.get("type") != "text":
+                raise other_format_error(f"{where}.content.{k}: {inner.get('type')} blocks in tool results")
+        content = "\n".join(inner["text"] for inner in content)
+    return f"Error: {content}" if block.get("is_error") is True else content
+
+
+def _image_url(block: dict[str, Any], where: str) -> str:
+    source = block.get("source") or {}
+    if source.get("type") == "base64":
+        return f"data:{source.get('media_type')};base64,{source.get('data')}"
+    if source.get("type") == "url":
+        return str(source.get("url"))
+    raise other_format_error(f"{where}: image sources of type {source.get('type')!r}")
