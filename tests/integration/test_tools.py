@@ -290,16 +290,54 @@ def test_what_cannot_cross_formats_is_a_clear_400(world, claude):
     assert len(world["oa"].requests) == calls  # nothing was sent, nothing dropped
 
 
-def test_openai_client_with_tools_to_anthropic_backend_is_a_clear_400(world, oai):
-    for stream in (False, True):
-        with pytest.raises(openai.BadRequestError) as caught:
-            oai.chat.completions.create(model="claude-sim", tools=[WEATHER_OPENAI], stream=stream,
-                                        messages=[{"role": "user", "content": "Weather?"}])
-        assert "tools: not supported when the model's backend speaks the other format" in caught.value.message
+def test_openai_client_tool_calls_through_an_anthropic_backend_are_translated(world, oai):
+    ask = [{"role": "user", "content": [
+        {"type": "text", "text": "Weather where this was taken?"},
+        {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}}]}]
+    first = oai.chat.completions.create(model="claude-sim", messages=ask, tools=[WEATHER_OPENAI])
+    sent = world["an"].last["body"]
+    assert sent["tools"] == [WEATHER_ANTHROPIC]
+    assert sent["messages"] == [{"role": "user", "content": [
+        {"type": "text", "text": "Weather where this was taken?"},
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG}}]}]
+    choice = first.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    (call,) = choice.message.tool_calls
+    assert call.id.startswith("toolu_sim") and call.function.name == "get_weather"
+    assert json.loads(call.function.arguments) == {"city": "example", "days": 1}
+
+    history = ask + [choice.message.model_dump(exclude_none=True),
+                     {"role": "tool", "tool_call_id": call.id, "content": "Snow"}]
+    text = "".join(c.choices[0].delta.content or "" for c in oai.chat.completions.create(
+        model="claude-sim", stream=True, messages=history, tools=[WEATHER_OPENAI]) if c.choices)
+    assert text.startswith("[simulated an-sim]")
+    assert world["an"].last["body"]["messages"][1:] == [
+        {"role": "assistant", "content": [{"type": "tool_use", "id": call.id, "name": "get_weather",
+                                           "input": {"city": "example", "days": 1}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call.id, "content": "Snow"}]}]
+
+
+def test_openai_client_streamed_tool_call_through_an_anthropic_backend(oai):
+    calls: dict[int, dict] = {}
+    finish = None
+    for chunk in oai.chat.completions.create(model="claude-sim", stream=True, tools=[WEATHER_OPENAI],
+                                             messages=[{"role": "user", "content": "Weather in Oslo?"}]):
+        for choice in chunk.choices:
+            for tc in choice.delta.tool_calls or ():
+                slot = calls.setdefault(tc.index, {"id": None, "name": "", "arguments": ""})
+                slot["id"] = tc.id or slot["id"]
+                slot["name"] += (tc.function.name or "") if tc.function else ""
+                slot["arguments"] += (tc.function.arguments or "") if tc.function else ""
+            finish = choice.finish_reason or finish
+    assert finish == "tool_calls" and list(calls) == [0]
+    assert calls[0]["id"].startswith("toolu_sim") and calls[0]["name"] == "get_weather"
+    assert json.loads(calls[0]["arguments"]) == {"city": "example", "days": 1}
+
+
+def test_logprobs_from_an_anthropic_backend_is_a_clear_400(oai):
     with pytest.raises(openai.BadRequestError) as caught:
-        oai.chat.completions.create(model="claude-sim", messages=[{"role": "user", "content": [
-            {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}}]}])
-    assert "image_url" in caught.value.message
+        oai.chat.completions.create(model="claude-sim", logprobs=True, messages=[{"role": "user", "content": "Hi"}])
+    assert "logprobs: not supported when the model's backend speaks the other format" in caught.value.message
 
 
 def test_plain_text_still_crosses_formats(oai, claude):

@@ -120,6 +120,12 @@ def render_result(result: ChatResult, req: ChatRequest) -> dict[str, Any]:
         if isinstance(raw_message, dict):
             message = {**raw_message, "role": "assistant"}
         logprobs = result.raw.get("logprobs")
+    elif result.raw_wire == "anthropic" and result.raw is not None:  # an Anthropic upstream's tool_use blocks
+        calls = [{"id": b.get("id"), "type": "function",
+                  "function": {"name": b.get("name"), "arguments": orjson.dumps(b.get("input") or {}).decode()}}
+                 for b in result.raw.get("content") or () if isinstance(b, dict) and b.get("type") == "tool_use"]
+        if calls:
+            message = {"role": "assistant", "content": result.content or None, "tool_calls": calls}
     return {
         "id": completion_id(req.request_id),
         "object": "chat.completion",
@@ -128,6 +134,29 @@ def render_result(result: ChatResult, req: ChatRequest) -> dict[str, Any]:
         "choices": [{"index": 0, "message": message, "finish_reason": result.finish_reason, "logprobs": logprobs}],
         "usage": _usage(result.usage),
     }
+
+
+def _translated_frames(c: ChatChunk, chunk, tool_index: dict[int, int]) -> bytes:
+    """An Anthropic upstream's streamed blocks as OpenAI deltas: text, and tool_use as tool_calls."""
+    out = b""
+    for event in c.raw:
+        kind, index = event.get("type"), event.get("index")
+        if kind == "content_block_start":
+            block = event.get("content_block") or {}
+            if block.get("type") == "tool_use":
+                tool_index[index] = len(tool_index)
+                out += chunk({"tool_calls": [{"index": tool_index[index], "id": block.get("id"), "type": "function",
+                                              "function": {"name": block.get("name"), "arguments": ""}}]}, None)
+            elif block.get("type") == "text" and block.get("text"):
+                out += chunk({"content": block["text"]}, None)
+        elif kind == "content_block_delta":
+            delta = event.get("delta") or {}
+            if delta.get("type") == "text_delta" and delta.get("text"):
+                out += chunk({"content": delta["text"]}, None)
+            elif delta.get("type") == "input_json_delta" and index in tool_index and delta.get("partial_json"):
+                out += chunk({"tool_calls": [{"index": tool_index[index],
+                                              "function": {"arguments": delta["partial_json"]}}]}, None)
+    return out
 
 
 def _raw_frames(c: ChatChunk, chunk) -> bytes:
@@ -157,6 +186,7 @@ async def render_stream(chunks: AsyncIterator[ChatChunk], req: ChatRequest, incl
 
     usage: Usage | None = None
     finish: str | None = None
+    tool_index: dict[int, int] = {}  # an Anthropic upstream's tool_use block index -> tool-call index
     # The opening role event goes out together with the first chunk's content (the pipeline has that
     # chunk in hand when the stream starts, so nothing waits), and the closing events go out together:
     # fewer socket writes, the same events.
@@ -165,6 +195,8 @@ async def render_stream(chunks: AsyncIterator[ChatChunk], req: ChatRequest, incl
         async for c in chunks:
             if c.raw_wire == "openai" and c.raw:
                 out = opening + _raw_frames(c, chunk)
+            elif c.raw_wire == "anthropic" and c.raw:
+                out = opening + _translated_frames(c, chunk, tool_index)
             else:
                 out = opening + chunk({"content": c.delta}, None) if c.delta else opening
             opening = b""

@@ -75,13 +75,16 @@ def test_openai_backend_refuses_what_an_anthropic_request_holds_beyond_text(raw,
 
 
 @pytest.mark.parametrize(("req", "field"), [
-    (ChatRequest(request_id="r", model="m", messages=(Message("user", "hi"),), params={"tools": []}), "tools"),
+    (ChatRequest(request_id="r", model="m", messages=(Message("user", "hi"),),
+                 params={"tools": [{"type": "custom", "custom": {"name": "x"}}]}), "tools[0]"),
     (ChatRequest(request_id="r", model="m", messages=(Message("user", "hi"),), params={"logprobs": True}),
      "logprobs"),
-    (ChatRequest(request_id="r", model="m", messages=(Message("assistant", "x", {"tool_calls": [{}]}),)),
-     "messages[0].tool_calls"),
+    (ChatRequest(request_id="r", model="m", messages=(Message("assistant", "x", {"tool_calls": [
+        {"id": "1", "type": "function", "function": {"name": "f", "arguments": "{not json"}}]}),)),
+     "messages[0].tool_calls[0].function.arguments"),
     (ChatRequest(request_id="r", model="m", messages=(Message("user", "", {"content": [
-        {"type": "image_url", "image_url": {"url": "data:,"}}]}),)), "messages[0].content[0]: image_url"),
+        {"type": "input_audio", "input_audio": {"data": "", "format": "wav"}}]}),)),
+     "messages[0].content[0]: input_audio parts"),
 ])
 def test_anthropic_backend_refuses_what_an_openai_request_holds_beyond_text(req, field):
     with pytest.raises(Unsupported) as caught:
@@ -95,3 +98,27 @@ def test_an_anthropic_request_goes_to_an_anthropic_backend_as_sent():
     req = ChatRequest(request_id="r", model="m", messages=(Message("user", "hi"),), wire="anthropic", raw=raw)
     body = build_body(req, "claude-up", stream=True)
     assert body == {**{k: v for k, v in raw.items() if k != "service_tier"}, "model": "claude-up", "stream": True}
+
+
+def test_an_openai_conversation_with_tool_calls_becomes_anthropic_blocks():
+    from clearance.api.openai import parse_request
+    req = parse_request({"model": "m", "parallel_tool_calls": False, "tool_choice": "required", "tools": [
+        {"type": "function", "function": {"name": "f", "description": "d", "parameters": {"type": "object"}}}],
+        "messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": [{"type": "text", "text": "look"},
+                                         {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]},
+            {"role": "assistant", "content": None, "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "f", "arguments": '{"a": 1}'}}]},
+            {"role": "tool", "tool_call_id": "c1", "content": "result"},
+            {"role": "user", "content": "thanks"}]}, "r")
+    body = build_body(req, "up", stream=False)
+    assert body["system"] == "Be brief."
+    assert body["tools"] == [{"name": "f", "input_schema": {"type": "object"}, "description": "d"}]
+    assert body["tool_choice"] == {"type": "any", "disable_parallel_tool_use": True}
+    assert body["messages"] == [
+        {"role": "user", "content": [{"type": "text", "text": "look"}, {"type": "image", "source": {
+            "type": "base64", "media_type": "image/png", "data": "AAAA"}}]},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "c1", "name": "f", "input": {"a": 1}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "c1", "content": "result"},
+                                     {"type": "text", "text": "thanks"}]}]

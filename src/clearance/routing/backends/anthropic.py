@@ -18,6 +18,7 @@ from typing import Any
 import aiohttp
 import orjson
 
+from clearance.routing.backends import translate
 from clearance.routing.backends.base import UpstreamError, other_format_error
 from clearance.routing.backends.transport import TRANSPORT_ERRORS, Timeouts, iter_sse_batches, transport_error
 from clearance.types import ChatChunk, ChatRequest, ChatResult, Usage
@@ -50,7 +51,7 @@ def finish_reason(stop_reason: str | None) -> str:
 
 
 # Fields of an OpenAI-format request this backend cannot yet translate: refused, never dropped.
-_OPENAI_ONLY_PARAMS = ("tools", "tool_choice", "parallel_tool_calls", "logprobs", "top_logprobs")
+_OPENAI_ONLY_PARAMS = ("logprobs", "top_logprobs")
 # Client hints the gateway reads and does not forward (see api/anthropic.py).
 _NOT_FORWARDED = frozenset({"service_tier", "speed", "user_profile_id", "workspace_id", "diagnostics"})
 
@@ -59,13 +60,6 @@ def _refuse_openai_only(req: ChatRequest) -> None:
     for name in _OPENAI_ONLY_PARAMS:
         if req.params.get(name) not in (None, False):
             raise other_format_error(name)
-    for i, m in enumerate(req.messages):
-        if m.extra.get("tool_calls"):
-            raise other_format_error(f"messages[{i}].tool_calls")
-        parts = m.extra.get("content")
-        for j, part in enumerate(parts if isinstance(parts, list) else ()):
-            if isinstance(part, dict) and part.get("type") != "text":
-                raise other_format_error(f"messages[{i}].content[{j}]: {part.get('type')} parts")
 
 
 def build_body(req: ChatRequest, model: str, *, stream: bool) -> dict[str, Any]:
@@ -81,6 +75,15 @@ def build_body(req: ChatRequest, model: str, *, stream: bool) -> dict[str, Any]:
             body["stream"] = True
         return body
     _refuse_openai_only(req)
+    if translate.openai_needs_translation(req.params, req.messages):  # tools, tool calls, images
+        body = _text_body(req, model, stream=stream)
+        body["messages"] = translate.anthropic_turns([m for m in req.messages if m.role != "system"])
+        body.update(translate.anthropic_tools(req.params))
+        return body
+    return _text_body(req, model, stream=stream)
+
+
+def _text_body(req: ChatRequest, model: str, *, stream: bool) -> dict[str, Any]:
     system = "\n\n".join(m.content for m in req.messages if m.role == "system" and m.content)
     turns: list[dict[str, str]] = []
     others = [m for m in req.messages if m.role != "system"]

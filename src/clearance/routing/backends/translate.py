@@ -1,7 +1,7 @@
-"""Tools and tool calls from the Anthropic Messages format into the OpenAI chat completions format.
+"""Tools, tool calls and images between the Anthropic Messages and OpenAI chat completions formats.
 
 Used by the OpenAI-compatible backend for an Anthropic client (Claude Code against a
-vLLM or Ollama model, say).  What has no faithful counterpart (server tools, documents,
+vLLM or Ollama model, say), and by the Anthropic backend for an OpenAI client.  What has no faithful counterpart (server tools, documents,
 thinking, images inside tool results) raises ``Unsupported`` naming it, never dropped.
 """
 
@@ -118,3 +118,96 @@ def _image_url(block: dict[str, Any], where: str) -> str:
     if source.get("type") == "url":
         return str(source.get("url"))
     raise other_format_error(f"{where}: image sources of type {source.get('type')!r}")
+
+
+# --------------------------------------------------------------------------- OpenAI -> Anthropic
+
+def openai_needs_translation(params: dict[str, Any], msgs: Any) -> bool:
+    if any(params.get(k) is not None for k in ("tools", "tool_choice", "parallel_tool_calls")):
+        return True
+    return any(m.extra.get("tool_calls") or isinstance(m.extra.get("content"), list) for m in msgs)
+
+
+def anthropic_tools(params: dict[str, Any]) -> dict[str, Any]:
+    """``tools`` and ``tool_choice`` of a Messages API body for an OpenAI request's parameters."""
+    out: dict[str, Any] = {}
+    raw_tools = params.get("tools")
+    if raw_tools:
+        out["tools"] = []
+        for i, tool in enumerate(raw_tools):
+            fn = tool.get("function") if isinstance(tool, dict) else None
+            if not isinstance(tool, dict) or tool.get("type") != "function" or not isinstance(fn, dict):
+                raise other_format_error(f"tools[{i}]: {tool.get('type') if isinstance(tool, dict) else tool} tools")
+            entry = {"name": fn.get("name"), "input_schema": fn.get("parameters") or {"type": "object"}}
+            if fn.get("description"):
+                entry["description"] = fn["description"]
+            out["tools"].append(entry)
+    choice = params.get("tool_choice")
+    if choice is not None:
+        if isinstance(choice, dict) and isinstance(choice.get("function"), dict):
+            out["tool_choice"] = {"type": "tool", "name": choice["function"].get("name")}
+        elif choice in ("auto", "required", "none"):
+            out["tool_choice"] = {"type": {"auto": "auto", "required": "any", "none": "none"}[choice]}
+        else:
+            raise other_format_error(f"tool_choice: {choice!r}")
+    if params.get("parallel_tool_calls") is False and out.get("tools"):
+        out["tool_choice"] = {**out.get("tool_choice", {"type": "auto"}), "disable_parallel_tool_use": True}
+    return out
+
+
+def anthropic_turns(msgs: Any) -> list[dict[str, Any]]:
+    """Messages API turns (strict alternation, blocks) for OpenAI messages other than system."""
+    turns: list[dict[str, Any]] = []
+    for i, m in enumerate(msgs):
+        if m.role == "assistant":
+            role, blocks = "assistant", _assistant_blocks(m, i)
+        elif m.role == "tool" and m.extra.get("tool_call_id"):
+            role = "user"
+            blocks = [{"type": "tool_result", "tool_use_id": m.extra.get("tool_call_id"), "content": m.content}]
+        else:
+            role, blocks = "user", _user_blocks(m, i)
+        if not blocks:
+            continue
+        if turns and turns[-1]["role"] == role:
+            turns[-1]["content"].extend(blocks)
+        else:
+            turns.append({"role": role, "content": blocks})
+    return turns
+
+
+def _assistant_blocks(m: Any, i: int) -> list[dict[str, Any]]:
+    content = m.extra["content"] if "content" in m.extra else m.content
+    blocks: list[dict[str, Any]] = []
+    text = content if isinstance(content, str) else "\n".join(
+        p.get("text", "") for p in content or () if isinstance(p, dict) and p.get("type") == "text")
+    if text:
+        blocks.append({"type": "text", "text": text})
+    for j, call in enumerate(m.extra.get("tool_calls") or ()):
+        fn = call.get("function") or {}
+        try:
+            arguments = json.loads(fn.get("arguments") or "{}")
+        except ValueError:
+            raise other_format_error(f"messages[{i}].tool_calls[{j}].function.arguments: not JSON") from None
+        blocks.append({"type": "tool_use", "id": call.get("id"), "name": fn.get("name"), "input": arguments})
+    return blocks
+
+
+def _user_blocks(m: Any, i: int) -> list[dict[str, Any]]:
+    parts = m.extra.get("content")
+    if not isinstance(parts, list):
+        return [{"type": "text", "text": m.content}] if m.content else []
+    blocks = []
+    for j, part in enumerate(parts):
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text":
+            blocks.append({"type": "text", "text": part["text"]})
+        elif kind == "image_url":
+            url = str((part.get("image_url") or {}).get("url", ""))
+            if url.startswith("data:") and ";base64," in url:
+                media, data = url[5:].split(";base64,", 1)
+                blocks.append({"type": "image", "source": {"type": "base64", "media_type": media, "data": data}})
+            else:
+                blocks.append({"type": "image", "source": {"type": "url", "url": url}})
+        else:
+            raise other_format_error(f"messages[{i}].content[{j}]: {kind} parts")
+    return blocks
