@@ -80,8 +80,9 @@ class Router:
     def _failed(self, name: str, err: UpstreamError, started: float, attempts: Attempts) -> None:
         self.observe(name, "error", time.perf_counter() - started)
         attempts.failed.append((name, err.message))
-        if isinstance(err, Unsupported):
-            return  # nothing wrong with the backend
+        if isinstance(err, Unsupported):  # nothing wrong with the backend
+            self.breakers[name].release()
+            return
         if err.retryable:
             self.breakers[name].failure()
         else:

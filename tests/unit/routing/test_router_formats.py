@@ -122,3 +122,15 @@ def test_an_openai_conversation_with_tool_calls_becomes_anthropic_blocks():
         {"role": "assistant", "content": [{"type": "tool_use", "id": "c1", "name": "f", "input": {"a": 1}}]},
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "c1", "content": "result"},
                                      {"type": "text", "text": "thanks"}]}]
+
+
+def test_a_refusal_during_a_half_open_trial_frees_the_trial():
+    clock = [0.0]
+    router, model = _router(_Backend("a", True))
+    breaker = router.breakers["a"]
+    breaker.clock = lambda: clock[0]
+    breaker.failure()  # breaker_failures=1: open
+    clock[0] = 10_000.0  # past the cooldown: half-open, one trial allowed
+    with pytest.raises(UpstreamError):
+        asyncio.run(router.complete(_req(), model))
+    assert breaker.state == "half_open" and breaker.allow()  # the trial slot was given back
