@@ -29,7 +29,8 @@ _KNOWN_FIELDS = frozenset({
     "model", "max_tokens", "messages", "system", "stop_sequences", "temperature",
     "top_p", "top_k", "stream", "metadata", "thinking", "tools", "tool_choice",
 })
-# Hints about the provider's own service that do not change the answer: type-checked, then ignored.
+# Hints about the provider's own service that do not change the answer: type-checked, then not
+# forwarded (cache_control is the exception: an Anthropic upstream gets it with the rest of the body).
 _IGNORED_STRINGS = ("service_tier", "speed", "user_profile_id", "workspace_id")
 _IGNORED_OBJECTS = ("cache_control", "diagnostics")
 # Fields the API defines that change what the model does and that Clearance cannot honour
@@ -232,7 +233,8 @@ def _flatten_blocks(blocks: list[Any], where: str) -> tuple[str, bool]:
         elif kind in _OPAQUE_BLOCKS:
             rich = True
         elif kind in ("thinking", "redacted_thinking"):
-            # The model's own earlier reasoning: nothing a user wrote, nothing to forward.
+            # The model's own earlier reasoning: nothing a user wrote, nothing to screen (an Anthropic
+            # upstream gets it back with the body; an OpenAI-compatible one refuses it).
             rich = True
         else:
             raise bad_request(f"{here}.type: content blocks of type {kind!r} are not supported by this gateway.",
