@@ -304,11 +304,11 @@ async def complete(gw: Gateway, adm: Admitted, req: ChatRequest) -> ChatResult:
                                error=err.message), req)
         raise _upstream_error(err) from None
     _count_fallbacks(gw, adm.model.name, attempts)
-    blocked = await screen_response(gw, adm, result.content)
+    blocked = await screen_response(gw, adm, result.answer_text)
     if blocked is not None:
         gw.metrics.decisions.labels(adm.model.name, "response_block").inc()
-    await record(gw, _outcome(req, adm, "decision", result.backend, attempts, result.usage, result.content, blocked),
-                 req, result.content)
+    await record(gw, _outcome(req, adm, "decision", result.backend, attempts, result.usage, result.answer_text,
+                              blocked), req, result.answer_text)
     if blocked is not None:
         raise blocked.error
     return result
@@ -347,19 +347,19 @@ async def _complete_overlapped(gw: Gateway, adm: Admitted, req: ChatRequest) -> 
     """``complete`` with the decision entry committed while the upstream answers."""
     decided, (result, attempts) = await _while_deciding(gw, adm, req, gw.router.complete)
     _count_fallbacks(gw, adm.model.name, attempts)
-    blocked = await screen_response(gw, adm, result.content)
+    blocked = await screen_response(gw, adm, result.answer_text)
     if blocked is not None:
         gw.metrics.decisions.labels(adm.model.name, "response_block").inc()
     await committed(decided)
-    record_later(gw, _outcome(req, adm, "completion", result.backend, attempts, result.usage, result.content, blocked),
-                 result.content)
+    record_later(gw, _outcome(req, adm, "completion", result.backend, attempts, result.usage, result.answer_text,
+                              blocked), result.answer_text)
     if blocked is not None:
         raise blocked.error
     return result
 
 
 def _upstream_error(err: UpstreamError) -> ApiError:
-    kind = {429: "rate_limited", 503: "no_backend_available", 504: "upstream_timeout"}.get(err.status, "upstream_error")
+    kind = {400: "invalid_request_error", 429: "rate_limited", 503: "no_backend_available", 504: "upstream_timeout"}.get(err.status, "upstream_error")
     return ApiError(err.status, err.message, type=kind, code=kind)
 
 
@@ -446,10 +446,10 @@ async def _tracked(gw: Gateway, adm: Admitted, opened: OpenStream, on_end) -> As
     try:
         first = [opened.first]
         async for c in _chain(first, opened.rest):
-            if c.delta:
-                parts.append(c.delta)
+            if piece := c.delta + c.calls_text:  # text and tool-call arguments alike
+                parts.append(piece)
                 if screening:
-                    unscreened += len(c.delta)
+                    unscreened += len(piece)
                     await check(final=c.finish_reason is not None)
             if c.usage is not None:
                 usage = c.usage

@@ -43,6 +43,11 @@ class ChatRequest:
     # Other sampling parameters forwarded to OpenAI-compatible backends as-is.
     params: dict[str, Any] = field(default_factory=dict)
     wire: Literal["openai", "anthropic"] = "openai"
+    # The client's body and protocol headers as sent, for a backend that speaks the same wire
+    # format to forward unchanged (tools, content blocks, ...); the fields above are what every
+    # backend understands.  A backend of the other format refuses what it cannot translate.
+    raw: dict[str, Any] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
 
     def texts(self) -> list[str]:
         """Every piece of text in the conversation, system prompt included."""
@@ -119,6 +124,17 @@ class ChatResult:
     usage: Usage = field(default_factory=Usage)
     backend: str = ""
     upstream_model: str = ""
+    # The upstream's answer as it came (an OpenAI choice, or an Anthropic message) and its wire
+    # format: rendered unchanged to a client of the same format (tool calls, logprobs, blocks).
+    raw: dict[str, Any] | None = None
+    raw_wire: str = ""
+    # The arguments of the answer's tool calls, screened and recorded with its text.
+    calls_text: str = ""
+
+    @property
+    def answer_text(self) -> str:
+        """Everything the model said: its text and its tool calls' arguments."""
+        return "\n".join(t for t in (self.content, self.calls_text) if t)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +144,13 @@ class ChatChunk:
     delta: str = ""
     finish_reason: str | None = None
     usage: Usage | None = None
+    # What the upstream sent for this piece, unchanged, when it was more than text (OpenAI
+    # choices with tool-call deltas or logprobs; Anthropic content-block and message_delta
+    # events), in ``raw_wire``'s format.  ``delta`` still holds the piece's text.
+    raw: tuple[dict[str, Any], ...] = ()
+    raw_wire: str = ""
+    # Fragments of tool-call arguments in this piece, screened and recorded with the text.
+    calls_text: str = ""
 
 
 @dataclass(slots=True)

@@ -9,7 +9,9 @@ response object or its server-sent event stream.
 Text that reaches the model is always visible in ``Message.content``: text
 blocks, tool calls and tool results are all flattened to text so the guard
 screens them.  The raw blocks of a turn that held more than text are kept in
-``Message.extra["anthropic_blocks"]`` for reference only.
+``Message.extra["anthropic_blocks"]``, and the whole body in ``ChatRequest.raw``:
+an Anthropic backend forwards that body as sent (tools, images, thinking,
+cache_control); an OpenAI-compatible backend refuses what it cannot translate.
 """
 
 from __future__ import annotations
@@ -25,14 +27,19 @@ from clearance.types import ChatChunk, ChatRequest, ChatResult, Message
 # Fields a client may send that Clearance reads.
 _KNOWN_FIELDS = frozenset({
     "model", "max_tokens", "messages", "system", "stop_sequences", "temperature",
-    "top_p", "top_k", "stream", "metadata", "thinking",
+    "top_p", "top_k", "stream", "metadata", "thinking", "tools", "tool_choice",
 })
-# Hints about the provider's own service that do not change the answer: type-checked, then ignored.
+# Hints about the provider's own service that do not change the answer: type-checked, then not
+# forwarded (cache_control is the exception: an Anthropic upstream gets it with the rest of the body).
 _IGNORED_STRINGS = ("service_tier", "speed", "user_profile_id", "workspace_id")
 _IGNORED_OBJECTS = ("cache_control", "diagnostics")
 # Fields the API defines that change what the model does and that Clearance cannot honour
 # on every backend; rejected rather than silently dropped.
-_UNSUPPORTED_FIELDS = frozenset({"tools", "tool_choice", "container", "output_config", "inference_geo"})
+_UNSUPPORTED_FIELDS = frozenset({"container", "output_config", "inference_geo"})
+# Content blocks that carry no text for the guard and are forwarded as they are.
+_OPAQUE_BLOCKS = frozenset({"image", "document"})
+# Request headers of this format forwarded to an upstream that speaks it.
+FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta")
 
 # finish_reason (OpenAI vocabulary, as backends report it) -> Anthropic stop_reason.
 _STOP_REASONS = {
@@ -52,8 +59,10 @@ BLOCKS_KEY = "anthropic_blocks"
 
 # --------------------------------------------------------------------------- parsing
 
-def parse_request(body: object, request_id: str) -> ChatRequest:
+def parse_request(body: object, request_id: str, headers: dict[str, str] | None = None) -> ChatRequest:
     """Validate a Messages API request body and translate it to a ``ChatRequest``.
+
+    ``headers`` are the client's ``anthropic-version`` and ``anthropic-beta`` headers, if sent.
 
     Raises ``ApiError`` (400) naming the parameter on any malformed input.
     """
@@ -110,8 +119,12 @@ def parse_request(body: object, request_id: str) -> ChatRequest:
     if thinking is not None:
         if not isinstance(thinking, dict) or not isinstance(thinking.get("type"), str):
             raise bad_request("thinking: must be an object with a 'type'.", param="thinking")
-        if thinking["type"] != "disabled":
-            raise bad_request("thinking: extended thinking is not supported by this gateway.", param="thinking")
+    tools = body.get("tools")
+    if tools is not None and (not isinstance(tools, list) or not all(isinstance(t, dict) for t in tools)):
+        raise bad_request("tools: must be a list of objects.", param="tools")
+    tool_choice = body.get("tool_choice")
+    if tool_choice is not None and not isinstance(tool_choice, dict):
+        raise bad_request("tool_choice: must be an object.", param="tool_choice")
 
     stop = body.get("stop_sequences")
     if stop is None:
@@ -136,6 +149,8 @@ def parse_request(body: object, request_id: str) -> ChatRequest:
         stop=tuple(stop),
         params=params,
         wire="anthropic",
+        raw=body,
+        headers=dict(headers or {}),
     )
 
 
@@ -215,8 +230,11 @@ def _flatten_blocks(blocks: list[Any], where: str) -> tuple[str, bool]:
         elif kind == "tool_result":
             rich = True
             parts.append(_tool_result_text(block, here))
+        elif kind in _OPAQUE_BLOCKS:
+            rich = True
         elif kind in ("thinking", "redacted_thinking"):
-            # The model's own earlier reasoning: nothing a user wrote, nothing to forward.
+            # The model's own earlier reasoning: nothing a user wrote, nothing to screen (an Anthropic
+            # upstream gets it back with the body; an OpenAI-compatible one refuses it).
             rich = True
         else:
             raise bad_request(f"{here}.type: content blocks of type {kind!r} are not supported by this gateway.",
@@ -232,8 +250,11 @@ def _tool_result_text(block: dict[str, Any], where: str) -> str:
         texts = []
         for i, inner in enumerate(content):
             here = f"{where}.content.{i}"
+            if isinstance(inner, dict) and inner.get("type") in _OPAQUE_BLOCKS:
+                continue
             if not isinstance(inner, dict) or inner.get("type") != "text":
-                raise bad_request(f"{here}: tool results may hold only text blocks here.", param=here)
+                raise bad_request(f"{here}: tool results may hold only text, image and document blocks.",
+                                  param=here)
             texts.append(_text_of(inner, here))
         text = "\n".join(texts)
     else:
@@ -258,7 +279,7 @@ def stop_reason(finish_reason: str | None) -> str:
 
 def render_message(result: ChatResult, req: ChatRequest, message_id: str) -> dict[str, Any]:
     """The Messages API response object for a complete answer."""
-    return {
+    message = {
         "id": message_id,
         "type": "message",
         "role": "assistant",
@@ -268,11 +289,38 @@ def render_message(result: ChatResult, req: ChatRequest, message_id: str) -> dic
         "stop_sequence": None,
         "usage": {"input_tokens": result.usage.prompt_tokens, "output_tokens": result.usage.completion_tokens},
     }
+    if result.raw_wire == "openai" and result.raw is not None:  # an OpenAI upstream's tool calls, translated
+        blocks = [_tool_use_block(call) for call in (result.raw.get("message") or {}).get("tool_calls") or ()]
+        if blocks:
+            message["content"] = ([{"type": "text", "text": result.content}] if result.content else []) + blocks
+    raw = result.raw if result.raw_wire == "anthropic" else None
+    if raw is not None:  # an upstream of this format: its blocks (tool_use, thinking, ...) as they came
+        if isinstance(raw.get("content"), list):
+            message["content"] = raw["content"]
+        for key in ("stop_reason", "stop_sequence", "usage"):
+            if key in raw:
+                message[key] = raw[key]
+    return message
+
+
+def _tool_use_block(call: dict[str, Any]) -> dict[str, Any]:
+    """The ``tool_use`` block for an OpenAI tool call."""
+    fn = call.get("function") or {}
+    try:
+        arguments = json.loads(fn.get("arguments") or "{}")
+    except ValueError:
+        arguments = {"arguments": fn.get("arguments")}  # not JSON: kept, never dropped
+    return {"type": "tool_use", "id": call.get("id"), "name": fn.get("name"),
+            "input": arguments if isinstance(arguments, dict) else {"arguments": arguments}}
 
 
 def _event(name: str, data: dict[str, Any]) -> bytes:
     payload = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
     return f"event: {name}\ndata: {payload}\n\n".encode()
+
+
+def _stop_block(index: int) -> bytes:
+    return _event("content_block_stop", {"type": "content_block_stop", "index": index})
 
 
 def sse_error(err: ApiError, request_id: str) -> bytes:
@@ -300,8 +348,10 @@ async def render_stream(chunks: AsyncIterator[ChatChunk], req: ChatRequest, mess
                 finished = True
                 break
             pending.append(chunk)
-            if chunk.delta or chunk.finish_reason is not None:
+            if chunk.delta or chunk.raw or chunk.finish_reason is not None:
                 break
+        # An upstream of this format: its content-block events go to the client as they came.
+        passthrough = any(c.raw_wire == "anthropic" for c in pending)
 
         input_tokens = prompt_tokens_hint
         # The opening events and the frames of the chunks already in hand go out as one piece
@@ -311,24 +361,71 @@ async def render_stream(chunks: AsyncIterator[ChatChunk], req: ChatRequest, mess
             "stop_reason": None, "stop_sequence": None,
             "usage": {"input_tokens": input_tokens, "output_tokens": 0},
         }})
-        opening += _event("content_block_start", {"type": "content_block_start", "index": 0,
-                                                  "content_block": {"type": "text", "text": ""}})
+        if not passthrough:
+            opening += _event("content_block_start", {"type": "content_block_start", "index": 0,
+                                                      "content_block": {"type": "text", "text": ""}})
         opening += _event("ping", {"type": "ping"})
 
         finish: str | None = None
         output_tokens = 0
+        upstream_delta: dict[str, Any] = {}  # the upstream's own message_delta, sent at the close
+        block = 0  # the open content block's index (text block 0 is opened with the message)
+        tool_blocks: dict[int, int] = {}  # an OpenAI upstream's tool-call index -> its tool_use block
+
+        def text_frames(text: str) -> bytes:
+            nonlocal block
+            frames = b""
+            if tool_blocks and block == max(tool_blocks.values()):  # text after a tool call: a block of its own
+                frames += _stop_block(block)
+                block += 1
+                frames += _event("content_block_start", {"type": "content_block_start", "index": block,
+                                                         "content_block": {"type": "text", "text": ""}})
+            return frames + _event("content_block_delta", {"type": "content_block_delta", "index": block,
+                                                           "delta": {"type": "text_delta", "text": text}})
+
+        def translated(choices: tuple[dict[str, Any], ...]) -> bytes:
+            """An OpenAI upstream's streamed choices as text deltas and tool_use blocks, in order."""
+            nonlocal block
+            frames = b""
+            for choice in choices:
+                delta = choice.get("delta") or {}
+                if isinstance(delta.get("content"), str) and delta["content"]:
+                    frames += text_frames(delta["content"])
+                for call in delta.get("tool_calls") or ():
+                    fn = call.get("function") or {}
+                    if call.get("index", 0) not in tool_blocks:
+                        frames += _stop_block(block)
+                        block += 1
+                        tool_blocks[call.get("index", 0)] = block
+                        frames += _event("content_block_start", {"type": "content_block_start", "index": block,
+                                                                 "content_block": {"type": "tool_use", "id": call.get("id"),
+                                                                                   "name": fn.get("name"), "input": {}}})
+                    if fn.get("arguments"):
+                        frames += _event("content_block_delta", {
+                            "type": "content_block_delta", "index": tool_blocks[call.get("index", 0)],
+                            "delta": {"type": "input_json_delta", "partial_json": fn["arguments"]}})
+            return frames
 
         def take(chunk: ChatChunk) -> bytes | None:
-            nonlocal finish, output_tokens, input_tokens
+            nonlocal finish, output_tokens, input_tokens, upstream_delta
             if chunk.finish_reason is not None:
                 finish = chunk.finish_reason
             if chunk.usage is not None:
                 output_tokens = chunk.usage.completion_tokens
                 input_tokens = chunk.usage.prompt_tokens or input_tokens
+            if passthrough:
+                frames = b""
+                for event in chunk.raw if chunk.raw_wire == "anthropic" else ():
+                    if event.get("type") == "message_delta":
+                        upstream_delta = event
+                    else:
+                        frames += _event(str(event.get("type")), event)
+                return frames or None
+            if chunk.raw_wire == "openai" and chunk.raw:
+                return translated(chunk.raw) or None
             if not chunk.delta:
                 return None
-            return _event("content_block_delta", {"type": "content_block_delta", "index": 0,
-                                                  "delta": {"type": "text_delta", "text": chunk.delta}})
+            return text_frames(chunk.delta)
 
         for chunk in pending:
             if (frame := take(chunk)) is not None:
@@ -349,10 +446,14 @@ async def render_stream(chunks: AsyncIterator[ChatChunk], req: ChatRequest, mess
                                 req.request_id)
                 return
 
-        yield (_event("content_block_stop", {"type": "content_block_stop", "index": 0})
-               + _event("message_delta", {"type": "message_delta",
-                                          "delta": {"stop_reason": stop_reason(finish), "stop_sequence": None},
-                                          "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens}})
+        delta = {"stop_reason": stop_reason(finish), "stop_sequence": None}
+        usage = {"input_tokens": input_tokens, "output_tokens": output_tokens}
+        if isinstance(upstream_delta.get("delta"), dict):
+            delta = {**delta, **upstream_delta["delta"]}
+        if isinstance(upstream_delta.get("usage"), dict):
+            usage = {**usage, **upstream_delta["usage"]}
+        closing = b"" if passthrough else _stop_block(block)
+        yield (closing + _event("message_delta", {"type": "message_delta", "delta": delta, "usage": usage})
                + _event("message_stop", {"type": "message_stop"}))
     finally:
         close = getattr(iterator, "aclose", None)

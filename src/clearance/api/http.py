@@ -163,7 +163,8 @@ def build_routes(gw: Gateway) -> list[Route]:
 
     async def messages(request: Request, rid: str) -> Response:
         body = await read_json(request, limit)
-        req = anthropic_wire.parse_request(body, rid)
+        req = anthropic_wire.parse_request(body, rid, {h: v for h in anthropic_wire.FORWARDED_HEADERS
+                                                       if (v := request.headers.get(h))})
         adm = await pipeline.admit(gw, req, api_key_of(request))
         mid = "msg_" + rid.removeprefix("req_")
         if not req.stream:

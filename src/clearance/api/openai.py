@@ -68,11 +68,16 @@ def parse_request(body: Any, request_id: str) -> ChatRequest:
         role = m.get("role")
         if not isinstance(role, str) or role not in _ROLES:
             raise bad_request(f"messages[{i}].role must be one of {sorted(_ROLES)}", "messages")
-        content = _text(m.get("content"), f"messages[{i}].content")
+        raw_content = m.get("content")
+        content = _text(raw_content, f"messages[{i}].content")
         extra = {k: v for k, v in m.items() if k in ("name", "tool_calls", "tool_call_id")}
         if "tool_calls" in extra:  # arguments of tool calls are part of the conversation the guard screens
             content = "\n".join([content, orjson.dumps(extra["tool_calls"]).decode()]) if content else \
                 orjson.dumps(extra["tool_calls"]).decode()
+        if not isinstance(raw_content, str) or "tool_calls" in extra:
+            # Content parts (image_url, input_audio, ...) and a null content beside tool calls go to an
+            # OpenAI-compatible backend as the client sent them; ``content`` is only their text.
+            extra["content"] = raw_content
         messages.append(Message("system" if role == "developer" else role, content, extra))
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
@@ -95,7 +100,7 @@ def parse_request(body: Any, request_id: str) -> ChatRequest:
     params = {k: v for k, v in body.items() if k in _PASSTHROUGH}
     return ChatRequest(request_id=request_id, model=model, messages=tuple(messages), stream=stream,
                        max_tokens=max_tokens, temperature=_number(body, "temperature", 0, 2),
-                       top_p=_number(body, "top_p", 0, 1), stop=stops, params=params, wire="openai")
+                       top_p=_number(body, "top_p", 0, 1), stop=stops, params=params, wire="openai", raw=body)
 
 
 def _usage(u: Usage) -> dict[str, int]:
@@ -108,15 +113,62 @@ def completion_id(request_id: str) -> str:
 
 
 def render_result(result: ChatResult, req: ChatRequest) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": result.content}
+    logprobs = None
+    if result.raw_wire == "openai" and result.raw is not None:  # the upstream's message as it came
+        raw_message = result.raw.get("message")
+        if isinstance(raw_message, dict):
+            message = {**raw_message, "role": "assistant"}
+        logprobs = result.raw.get("logprobs")
+    elif result.raw_wire == "anthropic" and result.raw is not None:  # an Anthropic upstream's tool_use blocks
+        calls = [{"id": b.get("id"), "type": "function",
+                  "function": {"name": b.get("name"), "arguments": orjson.dumps(b.get("input") or {}).decode()}}
+                 for b in result.raw.get("content") or () if isinstance(b, dict) and b.get("type") == "tool_use"]
+        if calls:
+            message = {"role": "assistant", "content": result.content or None, "tool_calls": calls}
     return {
         "id": completion_id(req.request_id),
         "object": "chat.completion",
         "created": int(time.time()),
         "model": req.model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": result.content},
-                     "finish_reason": result.finish_reason, "logprobs": None}],
+        "choices": [{"index": 0, "message": message, "finish_reason": result.finish_reason, "logprobs": logprobs}],
         "usage": _usage(result.usage),
     }
+
+
+def _translated_frames(c: ChatChunk, chunk, tool_index: dict[int, int]) -> bytes:
+    """An Anthropic upstream's streamed blocks as OpenAI deltas: text, and tool_use as tool_calls."""
+    out = b""
+    for event in c.raw:
+        kind, index = event.get("type"), event.get("index")
+        if kind == "content_block_start":
+            block = event.get("content_block") or {}
+            if block.get("type") == "tool_use":
+                tool_index[index] = len(tool_index)
+                out += chunk({"tool_calls": [{"index": tool_index[index], "id": block.get("id"), "type": "function",
+                                              "function": {"name": block.get("name"), "arguments": ""}}]}, None)
+            elif block.get("type") == "text" and block.get("text"):
+                out += chunk({"content": block["text"]}, None)
+        elif kind == "content_block_delta":
+            delta = event.get("delta") or {}
+            if delta.get("type") == "text_delta" and delta.get("text"):
+                out += chunk({"content": delta["text"]}, None)
+            elif delta.get("type") == "input_json_delta" and index in tool_index and delta.get("partial_json"):
+                out += chunk({"tool_calls": [{"index": tool_index[index],
+                                              "function": {"arguments": delta["partial_json"]}}]}, None)
+    return out
+
+
+def _raw_frames(c: ChatChunk, chunk) -> bytes:
+    """An OpenAI upstream's choices (tool-call deltas, logprobs) forwarded as they came, finish held back."""
+    out = b""
+    for choice in c.raw:
+        delta = choice.get("delta")
+        delta = {k: v for k, v in delta.items() if k != "role"} if isinstance(delta, dict) else {}
+        logprobs = choice.get("logprobs")
+        if delta or logprobs is not None:
+            out += chunk(delta, None, logprobs)
+    return out
 
 
 def _event(obj: dict) -> bytes:
@@ -128,18 +180,25 @@ async def render_stream(chunks: AsyncIterator[ChatChunk], req: ChatRequest, incl
     cid, created = completion_id(req.request_id), int(time.time())
     base = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": req.model}
 
-    def chunk(delta: dict, finish: str | None) -> bytes:
-        return _event({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]})
+    def chunk(delta: dict, finish: str | None, logprobs: Any = None) -> bytes:
+        return _event({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish,
+                                            "logprobs": logprobs}]})
 
     usage: Usage | None = None
     finish: str | None = None
+    tool_index: dict[int, int] = {}  # an Anthropic upstream's tool_use block index -> tool-call index
     # The opening role event goes out together with the first chunk's content (the pipeline has that
     # chunk in hand when the stream starts, so nothing waits), and the closing events go out together:
     # fewer socket writes, the same events.
     opening = chunk({"role": "assistant", "content": ""}, None)
     try:
         async for c in chunks:
-            out = opening + chunk({"content": c.delta}, None) if c.delta else opening
+            if c.raw_wire == "openai" and c.raw:
+                out = opening + _raw_frames(c, chunk)
+            elif c.raw_wire == "anthropic" and c.raw:
+                out = opening + _translated_frames(c, chunk, tool_index)
+            else:
+                out = opening + chunk({"content": c.delta}, None) if c.delta else opening
             opening = b""
             if out:
                 yield out

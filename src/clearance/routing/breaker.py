@@ -42,6 +42,11 @@ class CircuitBreaker:
         self.opened_at = None
         self.trial_in_flight = False
 
+    def release(self) -> None:
+        """A call that said nothing about the backend's health (it refused the request itself):
+        a half-open circuit's trial slot is free again, nothing else changes."""
+        self.trial_in_flight = False
+
     def failure(self) -> None:
         self.consecutive += 1
         self.trial_in_flight = False

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from clearance.config import BackendSettings, ModelSettings
-from clearance.routing.backends.base import Backend, UpstreamError
+from clearance.routing.backends.base import Backend, Unsupported, UpstreamError
 from clearance.routing.breaker import CircuitBreaker
 from clearance.types import ChatChunk, ChatRequest, ChatResult
 
@@ -72,12 +72,17 @@ class Router:
     def _give_up(self, model: ModelSettings, attempts: Attempts, last: UpstreamError | None) -> NoBackend:
         if last is None:
             return NoBackend(f"no backend of model {model.name!r} is available", status=503, retryable=False)
+        if isinstance(last, Unsupported):  # the request itself cannot be served as sent: the client's error
+            return NoBackend(last.message, status=400, retryable=False)
         return NoBackend(f"every backend of model {model.name!r} failed; last: {last.message}",
                          status=last.status, retryable=False)
 
     def _failed(self, name: str, err: UpstreamError, started: float, attempts: Attempts) -> None:
         self.observe(name, "error", time.perf_counter() - started)
         attempts.failed.append((name, err.message))
+        if isinstance(err, Unsupported):  # nothing wrong with the backend
+            self.breakers[name].release()
+            return
         if err.retryable:
             self.breakers[name].failure()
         else:

@@ -18,7 +18,8 @@ from typing import Any
 import aiohttp
 import orjson
 
-from clearance.routing.backends.base import UpstreamError
+from clearance.routing.backends import translate
+from clearance.routing.backends.base import UpstreamError, other_format_error
 from clearance.routing.backends.transport import TRANSPORT_ERRORS, Timeouts, iter_sse_batches, transport_error
 from clearance.types import ChatChunk, ChatRequest, ChatResult, Usage
 
@@ -49,8 +50,40 @@ def finish_reason(stop_reason: str | None) -> str:
     return _FINISH_REASONS.get(stop_reason or "end_turn", "stop")
 
 
+# Fields of an OpenAI-format request this backend cannot yet translate: refused, never dropped.
+_OPENAI_ONLY_PARAMS = ("logprobs", "top_logprobs")
+# Client hints the gateway reads and does not forward (see api/anthropic.py).
+_NOT_FORWARDED = frozenset({"service_tier", "speed", "user_profile_id", "workspace_id", "diagnostics"})
+
+
+def _refuse_openai_only(req: ChatRequest) -> None:
+    for name in _OPENAI_ONLY_PARAMS:
+        if req.params.get(name) not in (None, False):
+            raise other_format_error(name)
+
+
 def build_body(req: ChatRequest, model: str, *, stream: bool) -> dict[str, Any]:
-    """The Messages API request body for a neutral request."""
+    """The Messages API request body for a neutral request.
+
+    A request that came in this format is forwarded as the client sent it (tools, content
+    blocks, thinking, cache_control, ...), with the upstream's model name.
+    """
+    if req.wire == "anthropic" and req.raw:
+        body = {k: v for k, v in req.raw.items() if k not in _NOT_FORWARDED and k != "stream"}
+        body["model"] = model
+        if stream:
+            body["stream"] = True
+        return body
+    _refuse_openai_only(req)
+    if translate.openai_needs_translation(req.params, req.messages):  # tools, tool calls, images
+        body = _text_body(req, model, stream=stream)
+        body["messages"] = translate.anthropic_turns([m for m in req.messages if m.role != "system"])
+        body.update(translate.anthropic_tools(req.params))
+        return body
+    return _text_body(req, model, stream=stream)
+
+
+def _text_body(req: ChatRequest, model: str, *, stream: bool) -> dict[str, Any]:
     system = "\n\n".join(m.content for m in req.messages if m.role == "system" and m.content)
     turns: list[dict[str, str]] = []
     others = [m for m in req.messages if m.role != "system"]
@@ -116,7 +149,7 @@ class AnthropicBackend:
     async def complete(self, req: ChatRequest, model: str) -> ChatResult:
         body = build_body(req, model, stream=False)
         try:
-            async with self.session.post(self._url, data=orjson.dumps(body), headers=self._headers,
+            async with self.session.post(self._url, data=orjson.dumps(body), headers=self._headers_for(req),
                                          timeout=self._timeouts.for_call()) as response:
                 status, raw = response.status, await response.read()
         except TRANSPORT_ERRORS as exc:
@@ -140,11 +173,15 @@ class AnthropicBackend:
             usage=_usage(data.get("usage")),
             backend=self.name,
             upstream_model=str(data.get("model") or model),
+            raw=data,
+            raw_wire="anthropic",
+            calls_text="\n".join(json.dumps(b.get("input"), ensure_ascii=False, sort_keys=True) for b in content
+                                 if isinstance(b, dict) and b.get("type") == "tool_use"),
         )
 
     async def stream(self, req: ChatRequest, model: str) -> AsyncIterator[ChatChunk]:
         body = build_body(req, model, stream=True)
-        headers = {**self._headers, "accept": "text/event-stream"}
+        headers = {**self._headers_for(req), "accept": "text/event-stream"}
         try:
             async with self.session.post(self._url, data=orjson.dumps(body), headers=headers,
                                          timeout=self._timeouts.for_stream()) as response:
@@ -163,11 +200,26 @@ class AnthropicBackend:
     async def aclose(self) -> None:
         """Nothing to release: the HTTP client belongs to the caller."""
 
+    def _headers_for(self, req: ChatRequest) -> dict[str, str]:
+        """The call's headers: a client of this format's ``anthropic-version`` and ``anthropic-beta`` go along."""
+        if req.wire != "anthropic" or not req.headers:
+            return self._headers
+        return {**self._headers, **req.headers}
+
     # ------------------------------------------------------------------ stream parsing
 
     async def _read_events(self, response: aiohttp.ClientResponse) -> AsyncIterator[ChatChunk]:
         """Chunks from the event stream; text that arrived in one network read is merged into one chunk."""
         state = _StreamState()
+
+        def piece(text: list[str], **kw: Any) -> ChatChunk:
+            # The content-block events go with the text, unchanged, for a client that speaks this format.
+            raw, state.raw = tuple(state.raw), []
+            calls = "".join(e["delta"]["partial_json"] for e in raw if e.get("type") == "content_block_delta"
+                            and isinstance(e.get("delta"), dict) and e["delta"].get("type") == "input_json_delta"
+                            and isinstance(e["delta"].get("partial_json"), str))
+            return ChatChunk(delta="".join(text), raw=raw, raw_wire="anthropic", calls_text=calls, **kw)
+
         async for events in iter_sse_batches(response):
             text: list[str] = []
             for event, data in events:
@@ -175,17 +227,18 @@ class AnthropicBackend:
                     stop = self._take_event(event, data, state, text)
                 except UpstreamError:
                     if text:  # what arrived before the failure is still delivered
-                        yield ChatChunk(delta="".join(text))
+                        yield piece(text)
                     raise
                 if stop:
                     if text:
-                        yield ChatChunk(delta="".join(text))
-                    yield ChatChunk(finish_reason=finish_reason(state.stop),
-                                    usage=Usage(prompt_tokens=state.input_tokens,
-                                                completion_tokens=state.output_tokens))
+                        yield piece(text)
+                    yield piece([], finish_reason=finish_reason(state.stop),
+                                usage=Usage(prompt_tokens=state.input_tokens, completion_tokens=state.output_tokens))
                     return
-            if text:
-                yield ChatChunk(delta="".join(text))
+            # An empty text block opening is held back until content follows, so a stream that fails
+            # before its first content can still fall back to the route's next backend.
+            if text or any(_is_content(e) for e in state.raw):
+                yield piece(text)
 
     def _take_event(self, event: str, data: str, state: "_StreamState", text: list[str]) -> bool:
         """Apply one event to the stream state; True at ``message_stop``."""
@@ -206,7 +259,9 @@ class AnthropicBackend:
             usage = _usage((payload.get("message") or {}).get("usage"))
             state.input_tokens = usage.prompt_tokens
             state.output_tokens = usage.completion_tokens
-        elif kind == "content_block_start":
+        if kind in ("content_block_start", "content_block_delta", "content_block_stop", "message_delta"):
+            state.raw.append(payload)
+        if kind == "content_block_start":
             block = payload.get("content_block") or {}
             if block.get("type") == "text" and isinstance(block.get("text"), str) and block["text"]:
                 text.append(block["text"])
@@ -272,6 +327,16 @@ class _StreamState:
         self.input_tokens = 0
         self.output_tokens = 0
         self.stop: str | None = None
+        self.raw: list[dict[str, Any]] = []  # block and message_delta events not yet handed on
+
+
+def _is_content(event: dict[str, Any]) -> bool:
+    """Whether an event is content (not an empty text block's opening, a block's end, or a message delta)."""
+    kind = event.get("type")
+    if kind == "content_block_start":
+        block = event.get("content_block") or {}
+        return not (block.get("type") == "text" and not block.get("text"))
+    return kind == "content_block_delta"
 
 
 def _is_count(value: object) -> bool:

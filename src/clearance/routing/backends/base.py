@@ -30,6 +30,20 @@ class UpstreamError(Exception):
         self.upstream_status = upstream_status
 
 
+class Unsupported(UpstreamError):
+    """This backend cannot serve the request without dropping part of it (status 400).
+
+    The router tries the route's next backend without counting a failure against
+    this one's circuit; if no backend can serve it, the client gets the message.
+    """
+
+
+def other_format_error(field: str) -> Unsupported:
+    """A request of the other wire format that this backend cannot serve without dropping ``field``."""
+    return Unsupported(f"{field}: not supported when the model's backend speaks the other format",
+                       status=400, retryable=True)
+
+
 class Backend(Protocol):
     name: str
 

@@ -13,7 +13,8 @@ from typing import Any
 import aiohttp
 import orjson
 
-from clearance.routing.backends.base import UpstreamError
+from clearance.routing.backends import translate
+from clearance.routing.backends.base import UpstreamError, other_format_error
 from clearance.routing.backends.transport import TRANSPORT_ERRORS, Timeouts, iter_sse_batches, transport_error
 from clearance.types import ChatChunk, ChatRequest, ChatResult, Usage
 
@@ -33,14 +34,38 @@ def status_error(name: str, status: int, body: bytes) -> UpstreamError:
     return UpstreamError(msg, status=502, retryable=False, upstream_status=status)
 
 
-_PASSTHROUGH_FIELDS = ("name", "tool_calls", "tool_call_id")
+_PASSTHROUGH_FIELDS = ("name", "tool_calls", "tool_call_id", "content")
+
+# What an Anthropic-format request may hold that this backend cannot yet translate: refused, never dropped.
+# Tools, tool_use/tool_result blocks and images are translated (translate.py); the rest is refused.
+_ANTHROPIC_ONLY_BLOCKS = frozenset({"document", "thinking", "redacted_thinking"})
+
+
+def _refuse_anthropic_only(req: ChatRequest) -> None:
+    thinking = req.raw.get("thinking")
+    if thinking is not None and not (isinstance(thinking, dict) and thinking.get("type") == "disabled"):
+        raise other_format_error("thinking")
+    for i, m in enumerate(req.raw.get("messages") or ()):
+        content = m.get("content") if isinstance(m, dict) else None
+        for j, block in enumerate(content if isinstance(content, list) else ()):
+            if isinstance(block, dict) and block.get("type") in _ANTHROPIC_ONLY_BLOCKS:
+                raise other_format_error(f"messages.{i}.content.{j}: {block['type']} blocks")
 
 
 def request_body(req: ChatRequest, model: str) -> dict[str, Any]:
     body: dict[str, Any] = dict(req.params)
     body["model"] = model
-    body["messages"] = [{"role": m.role, "content": m.content,
-                         **{k: v for k, v in m.extra.items() if k in _PASSTHROUGH_FIELDS}} for m in req.messages]
+    if req.wire == "anthropic" and req.raw:
+        _refuse_anthropic_only(req)
+    if req.wire == "anthropic" and translate.needs_translation(req.raw):
+        body["messages"] = translate.messages([m.content for m in req.messages if m.role == "system"],
+                                              req.raw.get("messages") or [])
+        if req.raw.get("tools"):
+            body["tools"] = translate.tools(req.raw["tools"])
+        body.update(translate.tool_choice(req.raw.get("tool_choice")))
+    else:
+        body["messages"] = [{"role": m.role, "content": m.content,
+                             **{k: v for k, v in m.extra.items() if k in _PASSTHROUGH_FIELDS}} for m in req.messages]
     if req.max_tokens is not None:
         body["max_tokens"] = req.max_tokens
     if req.temperature is not None:
@@ -53,6 +78,16 @@ def request_body(req: ChatRequest, model: str) -> dict[str, Any]:
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
     return body
+
+
+def _arguments(tool_calls: object) -> list[str]:
+    """The argument texts (or fragments) of OpenAI tool calls."""
+    out = []
+    for call in tool_calls if isinstance(tool_calls, list) else ():
+        fn = call.get("function") if isinstance(call, dict) else None
+        if isinstance(fn, dict) and isinstance(fn.get("arguments"), str):
+            out.append(fn["arguments"])
+    return out
 
 
 def _usage(u: dict | None) -> Usage | None:
@@ -86,9 +121,11 @@ class OpenAIBackend:
             data = orjson.loads(raw)
             choice = data["choices"][0]
             content = choice.get("message", {}).get("content") or ""
+            calls = _arguments((choice.get("message") or {}).get("tool_calls"))
             return ChatResult(content=content, finish_reason=choice.get("finish_reason") or "stop",
                               usage=_usage(data.get("usage")) or Usage(), backend=self.name,
-                              upstream_model=str(data.get("model") or model))
+                              upstream_model=str(data.get("model") or model), raw=choice, raw_wire="openai",
+                              calls_text="\n".join(calls))
         except Exception:
             raise UpstreamError(f"backend {self.name}: malformed response", status=502) from None
 
@@ -106,6 +143,9 @@ class OpenAIBackend:
                     raise status_error(self.name, r.status, await r.read())
                 async for events in iter_sse_batches(r):
                     text: list[str] = []
+                    raw: list[dict] = []  # the batch's choices, forwarded as they came when one held more than text
+                    rich = False
+                    calls: list[str] = []
                     failure: UpstreamError | None = None
                     for _event, data in events:
                         if data == "[DONE]":
@@ -121,11 +161,19 @@ class OpenAIBackend:
                             break
                         usage = _usage(obj.get("usage")) or usage
                         for choice in obj.get("choices") or []:
-                            delta = (choice.get("delta") or {}).get("content")
+                            fields = choice.get("delta") or {}
+                            delta = fields.get("content")
                             if delta:
                                 text.append(delta)
+                            calls.extend(_arguments(fields.get("tool_calls")))
+                            raw.append(choice)
+                            rich = rich or choice.get("logprobs") is not None or any(
+                                v is not None for k, v in fields.items() if k not in ("role", "content"))
                             finish = choice.get("finish_reason") or finish
-                    if text:  # what arrived before a failure is still delivered
+                    if rich:  # the batch's choices in order, text included, so nothing is reordered
+                        yield ChatChunk(delta="".join(text), raw=tuple(raw), raw_wire="openai",
+                                        calls_text="".join(calls))
+                    elif text:  # what arrived before a failure is still delivered
                         yield ChatChunk(delta="".join(text))
                     if failure is not None:
                         raise failure

@@ -1,0 +1,347 @@
+"""Tool use, images, logprobs and protocol headers through the real gateway, with the official SDKs.
+
+The upstreams are SIMULATED (``clearance.demo.upstream``, test doubles) and each is
+wrapped in a recording stub (also a test double) that keeps what it received, so
+the tests can check what the gateway forwarded.
+"""
+
+from __future__ import annotations
+
+import json
+
+import anthropic
+import openai
+import pytest
+
+from clearance.demo.run import start_in_thread
+from clearance.demo.upstream import create_upstream_app
+from tests.conftest import free_port
+from tests.integration.gateway import add_persona, start_gateway, write_config
+
+WEATHER_OPENAI = {"type": "function", "function": {
+    "name": "get_weather", "description": "Current weather in a city",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}, "days": {"type": "integer"}},
+                   "required": ["city", "days"]}}}
+WEATHER_ANTHROPIC = {"name": "get_weather", "description": "Current weather in a city",
+                     "input_schema": WEATHER_OPENAI["function"]["parameters"]}
+PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+
+
+class Recording:
+    """TEST DOUBLE: an ASGI wrapper around a simulated upstream that records each request it received."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+        self.requests: list[dict] = []
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope["path"] == "/_control":
+            return await self.app(scope, receive, send)
+        chunks, more = [], True
+        while more:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        self.requests.append({"path": scope["path"], "body": json.loads(body),
+                              "headers": {k.decode(): v.decode() for k, v in scope["headers"]}})
+        sent = False
+
+        async def replay():
+            nonlocal sent
+            if sent:
+                return await receive()
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+    @property
+    def last(self) -> dict:
+        return self.requests[-1]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("tools")
+    oa, an = Recording(create_upstream_app("oa-sim")), Recording(create_upstream_app("an-sim"))
+    servers = []
+    urls = {}
+    for name, app in (("oa", oa), ("an", an)):
+        port = free_port()
+        servers.append(start_in_thread(app, port))
+        urls[name] = f"http://127.0.0.1:{port}"
+    backends = [{"name": "oa", "base_url": urls["oa"] + "/v1"},
+                {"name": "an", "kind": "anthropic", "base_url": urls["an"]}]
+    models = [{"name": "gpt-sim", "backends": ["oa"]}, {"name": "claude-sim", "backends": ["an"]}]
+    (tmp / "allow.cedar").write_text('@id("allow-all")\npermit (principal, action, resource);\n')
+    config = write_config(tmp, f"sqlite:///{tmp / 'clearance.db'}", backends, models,
+                          policy={"files": ["allow.cedar"]})
+    key = add_persona(config, "alice", "acme")
+    gw = start_gateway(config)
+    yield {"gw": gw, "key": key, "oa": oa, "an": an}
+    gw.stop()
+    for s in servers:
+        s.should_exit = True
+
+
+@pytest.fixture
+def oai(world):
+    return openai.OpenAI(base_url=world["gw"].url + "/v1", api_key=world["key"], max_retries=0)
+
+
+@pytest.fixture
+def claude(world):
+    return anthropic.Anthropic(base_url=world["gw"].url, api_key=world["key"], max_retries=0)
+
+
+# --------------------------------------------------------------------------- OpenAI surface
+
+def test_openai_tool_call_round_trip(world, oai):
+    ask = [{"role": "user", "content": "What is the weather in Oslo?"}]
+    first = oai.chat.completions.create(model="gpt-sim", messages=ask, tools=[WEATHER_OPENAI],
+                                        tool_choice="auto", parallel_tool_calls=False)
+    sent = world["oa"].last["body"]
+    assert sent["tools"] == [WEATHER_OPENAI] and sent["tool_choice"] == "auto"
+    assert sent["parallel_tool_calls"] is False
+    choice = first.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    (call,) = choice.message.tool_calls
+    assert call.id.startswith("call_sim") and call.type == "function"
+    assert call.function.name == "get_weather"
+    assert json.loads(call.function.arguments) == {"city": "example", "days": 1}
+
+    history = ask + [choice.message.model_dump(exclude_none=True),
+                     {"role": "tool", "tool_call_id": call.id, "content": "Snow, -3 C"}]
+    second = oai.chat.completions.create(model="gpt-sim", messages=history, tools=[WEATHER_OPENAI])
+    sent = world["oa"].last["body"]["messages"]
+    assert sent[1]["tool_calls"][0]["id"] == call.id and sent[1]["content"] is None
+    assert sent[2] == {"role": "tool", "tool_call_id": call.id, "content": "Snow, -3 C"}
+    assert second.choices[0].finish_reason == "stop"
+    assert second.choices[0].message.content.startswith("[simulated oa-sim]")
+
+
+def test_openai_streamed_tool_call_arrives_in_fragments(world, oai):
+    stream = oai.chat.completions.create(model="gpt-sim", stream=True, tools=[WEATHER_OPENAI],
+                                         messages=[{"role": "user", "content": "Weather in Oslo?"}])
+    calls: dict[int, dict] = {}
+    fragments, finish = 0, None
+    for chunk in stream:
+        for choice in chunk.choices:
+            for tc in choice.delta.tool_calls or ():
+                slot = calls.setdefault(tc.index, {"id": None, "name": "", "arguments": ""})
+                slot["id"] = tc.id or slot["id"]
+                if tc.function and tc.function.name:
+                    slot["name"] += tc.function.name
+                if tc.function and tc.function.arguments:
+                    slot["arguments"] += tc.function.arguments
+                    fragments += 1
+            finish = choice.finish_reason or finish
+    assert finish == "tool_calls"
+    assert fragments > 1
+    assert calls[0]["id"].startswith("call_sim") and calls[0]["name"] == "get_weather"
+    assert json.loads(calls[0]["arguments"]) == {"city": "example", "days": 1}
+
+    history = [{"role": "user", "content": "Weather in Oslo?"},
+               {"role": "assistant", "content": None, "tool_calls": [
+                   {"id": calls[0]["id"], "type": "function",
+                    "function": {"name": "get_weather", "arguments": calls[0]["arguments"]}}]},
+               {"role": "tool", "tool_call_id": calls[0]["id"], "content": "Snow"}]
+    text = "".join(c.choices[0].delta.content or "" for c in
+                   oai.chat.completions.create(model="gpt-sim", stream=True, messages=history, tools=[WEATHER_OPENAI])
+                   if c.choices)
+    assert text.startswith("[simulated oa-sim]")
+
+
+def test_openai_logprobs_come_back(oai):
+    done = oai.chat.completions.create(model="gpt-sim", logprobs=True, top_logprobs=0,
+                                       messages=[{"role": "user", "content": "Hello"}])
+    tokens = done.choices[0].logprobs.content
+    assert "".join(t.token + " " for t in tokens).strip() == done.choices[0].message.content
+    streamed = [c.choices[0].logprobs for c in oai.chat.completions.create(
+        model="gpt-sim", logprobs=True, stream=True, messages=[{"role": "user", "content": "Hello"}])
+        if c.choices and c.choices[0].logprobs is not None]
+    assert streamed and all(lp.content[0].logprob == -0.5 for lp in streamed)
+
+
+def test_openai_image_part_goes_upstream_unchanged(world, oai):
+    content = [{"type": "text", "text": "What is in this picture?"},
+               {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}", "detail": "low"}}]
+    oai.chat.completions.create(model="gpt-sim", messages=[{"role": "user", "content": content}])
+    assert world["oa"].last["body"]["messages"][0]["content"] == content
+
+
+# --------------------------------------------------------------------------- Anthropic surface
+
+def test_anthropic_tool_use_round_trip_with_headers(world, claude):
+    ask = [{"role": "user", "content": [
+        {"type": "text", "text": "What is the weather in Oslo?", "cache_control": {"type": "ephemeral"}},
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG}}]}]
+    first = claude.messages.create(model="claude-sim", max_tokens=200, messages=ask, tools=[WEATHER_ANTHROPIC],
+                                   tool_choice={"type": "auto"}, metadata={"user_id": "u-1"},
+                                   stop_sequences=["END"],
+                                   extra_headers={"anthropic-beta": "fine-grained-tool-streaming-2025-05-14",
+                                                  "anthropic-version": "2023-06-01"})
+    received = world["an"].last
+    assert received["headers"]["anthropic-beta"] == "fine-grained-tool-streaming-2025-05-14"
+    assert received["headers"]["anthropic-version"] == "2023-06-01"
+    sent = received["body"]
+    assert sent["tools"] == [WEATHER_ANTHROPIC] and sent["tool_choice"] == {"type": "auto"}
+    assert sent["messages"] == ask and sent["metadata"] == {"user_id": "u-1"} and sent["stop_sequences"] == ["END"]
+    assert first.stop_reason == "tool_use"
+    (use,) = first.content
+    assert use.type == "tool_use" and use.name == "get_weather" and use.input == {"city": "example", "days": 1}
+
+    history = ask + [{"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in first.content]},
+                     {"role": "user", "content": [{"type": "tool_result", "tool_use_id": use.id,
+                                                   "content": [{"type": "text", "text": "Snow, -3 C"}]}]}]
+    second = claude.messages.create(model="claude-sim", max_tokens=200, messages=history, tools=[WEATHER_ANTHROPIC])
+    assert world["an"].last["body"]["messages"] == history
+    assert second.stop_reason == "end_turn" and second.content[0].text.startswith("[simulated an-sim]")
+
+
+def test_anthropic_streamed_tool_use_passes_input_json_deltas(world, claude):
+    kinds, partial = [], []
+    with claude.messages.stream(model="claude-sim", max_tokens=200, tools=[WEATHER_ANTHROPIC],
+                                thinking={"type": "enabled", "budget_tokens": 1024},
+                                messages=[{"role": "user", "content": "Weather in Oslo?"}]) as stream:
+        for event in stream:
+            kinds.append(event.type)
+            if event.type == "content_block_start":
+                assert event.content_block.type == "tool_use" and event.content_block.name == "get_weather"
+            if event.type == "content_block_delta" and event.delta.type == "input_json_delta":
+                partial.append(event.delta.partial_json)
+        final = stream.get_final_message()
+    assert world["an"].last["body"]["thinking"] == {"type": "enabled", "budget_tokens": 1024}
+    assert len(partial) > 1 and json.loads("".join(partial)) == {"city": "example", "days": 1}
+    assert final.stop_reason == "tool_use" and final.content[0].input == {"city": "example", "days": 1}
+    assert kinds.count("content_block_start") == 1 and kinds.count("content_block_stop") == 1
+
+    history = [{"role": "user", "content": "Weather in Oslo?"},
+               {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in final.content]},
+               {"role": "user", "content": [{"type": "tool_result", "tool_use_id": final.content[0].id,
+                                             "content": "Snow"}]}]
+    with claude.messages.stream(model="claude-sim", max_tokens=200, tools=[WEATHER_ANTHROPIC],
+                                messages=history) as stream:
+        text = "".join(stream.text_stream)
+    assert text.startswith("[simulated an-sim]")
+
+
+# --------------------------------------------------------------------------- across formats
+
+def test_anthropic_client_tool_use_through_an_openai_backend_is_translated(world, claude):
+    ask = [{"role": "user", "content": "Weather in Oslo?"}]
+    first = claude.messages.create(model="gpt-sim", max_tokens=50, system="Be brief.", messages=ask,
+                                   tools=[WEATHER_ANTHROPIC], tool_choice={"type": "any"})
+    sent = world["oa"].last["body"]
+    assert sent["tools"] == [WEATHER_OPENAI] and sent["tool_choice"] == "required"
+    assert sent["messages"] == [{"role": "system", "content": "Be brief."}, ask[0]]
+    assert first.stop_reason == "tool_use"
+    (use,) = first.content
+    assert use.type == "tool_use" and use.id.startswith("call_sim") and use.name == "get_weather"
+    assert use.input == {"city": "example", "days": 1}
+
+    picture = {"role": "user", "content": [
+        {"type": "text", "text": "And this picture?"},
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG}}]}
+    history = [picture, {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in first.content]},
+               {"role": "user", "content": [
+                   {"type": "tool_result", "tool_use_id": use.id, "content": [{"type": "text", "text": "Snow"}]}]}]
+    kinds = []
+    with claude.messages.stream(model="gpt-sim", max_tokens=50, messages=history, tools=[WEATHER_ANTHROPIC]) as stream:
+        for event in stream:
+            kinds.append(event.type)
+        final = stream.get_final_message()
+    assert final.stop_reason == "end_turn" and final.content[0].text.startswith("[simulated oa-sim]")
+    sent = world["oa"].last["body"]["messages"]
+    assert sent[0] == {"role": "user", "content": [
+        {"type": "text", "text": "And this picture?"},
+        {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}}]}
+    assert sent[1] == {"role": "assistant", "content": None, "tool_calls": [
+        {"id": use.id, "type": "function", "function": {"name": "get_weather",
+                                                        "arguments": json.dumps(use.input)}}]}
+    assert sent[2] == {"role": "tool", "tool_call_id": use.id, "content": "Snow"}
+
+
+def test_anthropic_client_streamed_tool_use_through_an_openai_backend(world, claude):
+    partial, starts = [], []
+    with claude.messages.stream(model="gpt-sim", max_tokens=50, tools=[WEATHER_ANTHROPIC],
+                                messages=[{"role": "user", "content": "Weather in Oslo?"}]) as stream:
+        for event in stream:
+            if event.type == "content_block_start":
+                starts.append(event.content_block.type)
+            if event.type == "content_block_delta" and event.delta.type == "input_json_delta":
+                partial.append(event.delta.partial_json)
+        final = stream.get_final_message()
+    assert starts == ["text", "tool_use"] and len(partial) > 1
+    assert final.stop_reason == "tool_use"
+    assert final.content[-1].name == "get_weather" and final.content[-1].input == {"city": "example", "days": 1}
+
+
+def test_what_cannot_cross_formats_is_a_clear_400(world, claude):
+    calls = len(world["oa"].requests)
+    for extra in ({"thinking": {"type": "enabled", "budget_tokens": 1024}},
+                  {"tools": [{"type": "web_search_20250305", "name": "web_search"}]}):
+        with pytest.raises(anthropic.BadRequestError) as caught:
+            claude.messages.create(model="gpt-sim", max_tokens=2048, messages=[{"role": "user", "content": "Hi"}],
+                                   **extra)
+        assert "not supported when the model's backend speaks the other format" in caught.value.message
+        assert caught.value.body["type"] == "error"
+    assert len(world["oa"].requests) == calls  # nothing was sent, nothing dropped
+
+
+def test_openai_client_tool_calls_through_an_anthropic_backend_are_translated(world, oai):
+    ask = [{"role": "user", "content": [
+        {"type": "text", "text": "Weather where this was taken?"},
+        {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}}]}]
+    first = oai.chat.completions.create(model="claude-sim", messages=ask, tools=[WEATHER_OPENAI])
+    sent = world["an"].last["body"]
+    assert sent["tools"] == [WEATHER_ANTHROPIC]
+    assert sent["messages"] == [{"role": "user", "content": [
+        {"type": "text", "text": "Weather where this was taken?"},
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG}}]}]
+    choice = first.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    (call,) = choice.message.tool_calls
+    assert call.id.startswith("toolu_sim") and call.function.name == "get_weather"
+    assert json.loads(call.function.arguments) == {"city": "example", "days": 1}
+
+    history = ask + [choice.message.model_dump(exclude_none=True),
+                     {"role": "tool", "tool_call_id": call.id, "content": "Snow"}]
+    text = "".join(c.choices[0].delta.content or "" for c in oai.chat.completions.create(
+        model="claude-sim", stream=True, messages=history, tools=[WEATHER_OPENAI]) if c.choices)
+    assert text.startswith("[simulated an-sim]")
+    assert world["an"].last["body"]["messages"][1:] == [
+        {"role": "assistant", "content": [{"type": "tool_use", "id": call.id, "name": "get_weather",
+                                           "input": {"city": "example", "days": 1}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call.id, "content": "Snow"}]}]
+
+
+def test_openai_client_streamed_tool_call_through_an_anthropic_backend(oai):
+    calls: dict[int, dict] = {}
+    finish = None
+    for chunk in oai.chat.completions.create(model="claude-sim", stream=True, tools=[WEATHER_OPENAI],
+                                             messages=[{"role": "user", "content": "Weather in Oslo?"}]):
+        for choice in chunk.choices:
+            for tc in choice.delta.tool_calls or ():
+                slot = calls.setdefault(tc.index, {"id": None, "name": "", "arguments": ""})
+                slot["id"] = tc.id or slot["id"]
+                slot["name"] += (tc.function.name or "") if tc.function else ""
+                slot["arguments"] += (tc.function.arguments or "") if tc.function else ""
+            finish = choice.finish_reason or finish
+    assert finish == "tool_calls" and list(calls) == [0]
+    assert calls[0]["id"].startswith("toolu_sim") and calls[0]["name"] == "get_weather"
+    assert json.loads(calls[0]["arguments"]) == {"city": "example", "days": 1}
+
+
+def test_logprobs_from_an_anthropic_backend_is_a_clear_400(oai):
+    with pytest.raises(openai.BadRequestError) as caught:
+        oai.chat.completions.create(model="claude-sim", logprobs=True, messages=[{"role": "user", "content": "Hi"}])
+    assert "logprobs: not supported when the model's backend speaks the other format" in caught.value.message
+
+
+def test_plain_text_still_crosses_formats(oai, claude):
+    assert oai.chat.completions.create(model="claude-sim", messages=[{"role": "user", "content": "Hi"}]
+                                       ).choices[0].message.content.startswith("[simulated an-sim]")
+    assert claude.messages.create(model="gpt-sim", max_tokens=50, messages=[{"role": "user", "content": "Hi"}]
+                                  ).content[0].text.startswith("[simulated oa-sim]")
