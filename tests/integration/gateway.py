@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -121,3 +122,34 @@ def add_persona(config: Path, user: str, org: str, *, groups=(), nationality="US
             "--us-person" if us_person else "--non-us-person", "--verified")
     out = run_cli(config, "key", "create", "--user", user, "--json", *(("--use-case", use_case) if use_case else ()))
     return json.loads(out.stdout)["key"]
+
+
+@contextlib.contextmanager
+def running_demo(state: Path):
+    """``clearance demo`` in a subprocess on a free port, until it answers /readyz; yields its URL,
+    state folder, persona keys and config, and stops it afterwards."""
+    port = free_port()
+    log = open(state / "demo.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "clearance", "demo", "--port", str(port), "--state-dir", str(state)],
+                            stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, (state / "demo.log").read_text()
+            try:
+                if httpx.get(url + "/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        else:
+            raise AssertionError("demo did not start:\n" + (state / "demo.log").read_text())
+        yield {"url": url, "state": state, "keys": json.loads((state / "demo-keys.json").read_text()),
+               "config": state / "clearance.yaml"}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()

@@ -2,42 +2,16 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-import time
-
-import httpx
 import openai
 import pytest
 
-from tests.conftest import free_port
-from tests.integration.gateway import run_cli
+from tests.integration.gateway import run_cli, running_demo
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    state = tmp_path_factory.mktemp("demo")
-    port = free_port()
-    log = open(state / "demo.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "clearance", "demo", "--port", str(port), "--state-dir", str(state)],
-                            stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, (state / "demo.log").read_text()
-        try:
-            if httpx.get(url + "/readyz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail("demo did not start:\n" + (state / "demo.log").read_text())
-    yield {"url": url, "state": state, "keys": json.loads((state / "demo-keys.json").read_text()),
-           "config": state / "clearance.yaml"}
-    proc.terminate()
-    proc.wait(15)
+    with running_demo(tmp_path_factory.mktemp("demo")) as d:
+        yield d
 
 
 def client(demo, persona):

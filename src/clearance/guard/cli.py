@@ -205,7 +205,6 @@ def eval_cmd(config_path: str | None, model_dir: str | None, seed: int, data, gu
         click.echo(json.dumps(run(seed=seed, log=lambda m: click.echo(m, err=True)), indent=2))
         return
     from clearance.guard.evaluate import evaluate
-    from clearance.guard.linear import LinearGuard
 
     settings, _ = _settings(config_path)
     g = _linear_guard(settings, model_dir)
@@ -267,20 +266,9 @@ def _linear_guard(settings: GuardSettings, model_dir: str | None):
         raise click.ClickException(f"cannot load model: {e}") from None
 
 
-def _load_model(model_dir: str | None):
-    """The model in ``model_dir`` (one written by ``guard train --out``), or the shipped one."""
-    from clearance.guard.model import MODEL_DIR, LinearModel
-
-    try:
-        return LinearModel.load(Path(model_dir) if model_dir else MODEL_DIR)
-    except (OSError, ValueError, KeyError) as e:
-        raise click.ClickException(f"cannot load model: {e}") from None
-
-
 def _eval_labelled(config_path: str | None, model_dir: str | None, guard_name: str | None, data,
                    target_fpr: float, as_json: bool) -> None:
     from clearance.guard.evaluate import evaluate_labelled
-    from clearance.guard.linear import LinearGuard
 
     settings, config_dir = _settings(config_path)
     if model_dir:

@@ -148,8 +148,7 @@ def load_rows(data_dir: Path = DATA_DIR) -> list[Example]:
         for line in (data_dir / "handwritten" / name).read_text(encoding="utf-8").splitlines():
             if line.strip():
                 text = line.replace("\\n", "\n").strip()
-                tier = spec["tier"] if "tier" in spec else _old_tier({"text": text, **spec})
-                rows.append(Example(text, spec["family"], spec["jailbreak"], tier))
+                rows.append(Example(text, spec["family"], spec["jailbreak"], spec["tier"]))
     return _capped(rows)
 
 
@@ -174,8 +173,6 @@ def _capped(rows: list[Example]) -> list[Example]:
 def _old_tier(row: dict) -> int:
     """The tier of a ``corpora.jsonl.gz`` row: rows of the harmful-behaviour lists carry only
     ``cyber_offense`` (a keyword rule); ``sources.tier_of`` places those in a tier."""
-    if "tier" in row:
-        return int(row["tier"])
     if not row["cyber_offense"]:
         return 0
     from clearance.guard.sources import tier_of

@@ -30,7 +30,6 @@ import time
 
 import numpy as np
 
-from clearance.guard import features
 from clearance.guard.dataset import (TEST_FAMILIES, Example, composites, drop_near_duplicates,
                                      is_hard_negative, load_rows)
 from clearance.guard.model import LinearModel
