@@ -72,6 +72,7 @@ class Admitted:
     decision: Decision
     started: float
     prompt_sha256: str
+    request: ChatRequest | None = None  # what the policy context was read from (tools, images)
 
 
 # --- 1. identity -------------------------------------------------------------
@@ -135,7 +136,8 @@ async def screen_response(gw: Gateway, adm: Admitted, text: str) -> ResponseBloc
     merged = GuardScores(scores={c: max(float(adm.scores.scores.get(c, 0.0)), float(scores.scores.get(c, 0.0)))
                                  for c in GUARD_CATEGORIES}, flagged=scores.flagged, guard=scores.guard,
                          error=scores.error)
-    decision = decide(adm.snapshot, adm.principal, adm.model, merged, failed, datetime.now(timezone.utc))
+    decision = decide(adm.snapshot, adm.principal, adm.model, merged, failed, datetime.now(timezone.utc),
+                      adm.request)
     if decision.allowed:
         return None
     err = denial(decision, merged, adm.model.name)
@@ -146,14 +148,16 @@ async def screen_response(gw: Gateway, adm: Admitted, text: str) -> ResponseBloc
 # --- 3. policy ---------------------------------------------------------------
 
 def decide(snapshot: Snapshot, principal: Principal, model: ModelSettings, scores: GuardScores,
-           guard_failed: bool, now: datetime) -> Decision:
+           guard_failed: bool, now: datetime, req: ChatRequest | None = None) -> Decision:
     if guard_failed:
         return Decision(False, (Reason("guard-unavailable", "The required prompt guard could not decide", "system"),),
                         errors=(scores.error,), snapshot_hash=snapshot.hash)
     try:
         # Every category, read fail closed: a guard that knows only cyber_offense sets cyber_high_risk.
         guard = policy_scores(scores.scores)
-        return snapshot.policy.decide(principal, model.name, PolicyContext(now, principal.use_case, guard))
+        context = PolicyContext(now, principal.use_case, guard, req.tools, req.has_images) if req is not None \
+            else PolicyContext(now, principal.use_case, guard)
+        return snapshot.policy.decide(principal, model.name, context)
     except Exception as e:  # fail closed
         return Decision(False, (Reason("policy-error", "Policy evaluation failed", "system"),),
                         errors=(f"{type(e).__name__}: {e}",), snapshot_hash=snapshot.hash)
@@ -206,6 +210,7 @@ def entry(req: ChatRequest, *, kind: str, decision: str, principal: Principal | 
         completion_tokens=usage.completion_tokens if usage else 0,
         latency_ms=round((time.perf_counter() - t0) * 1000, 3) if t0 else 0.0,
         fallbacks=attempts.fallbacks if attempts else [], status=status, error=error,
+        tools=list(req.tools), images=req.has_images,
     )
 
 
@@ -276,8 +281,8 @@ async def admit(gw: Gateway, req: ChatRequest, api_key: str | None) -> Admitted:
     principal = identify(snapshot, api_key, now)
     model = find_model(snapshot, req.model)
     scores, guard_failed = await screen(gw, model, req.texts())
-    decision = decide(snapshot, principal, model, scores, guard_failed, now)
-    adm = Admitted(snapshot, principal, model, scores, decision, started, prompt_digest(req))
+    decision = decide(snapshot, principal, model, scores, guard_failed, now, req)
+    adm = Admitted(snapshot, principal, model, scores, decision, started, prompt_digest(req), req)
     label = "allow" if decision.allowed else ("guard_block" if _is_guard_block(decision, scores) else "deny")
     gw.metrics.decisions.labels(model.name, label).inc()
     if not decision.allowed:

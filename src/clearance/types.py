@@ -48,6 +48,10 @@ class ChatRequest:
     # backend understands.  A backend of the other format refuses what it cannot translate.
     raw: dict[str, Any] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
+    # The names of the tools the client offers the model, and whether any turn holds an image:
+    # read by policy (``context.tools``, ``context.has_images``) and recorded in the audit entry.
+    tools: tuple[str, ...] = ()
+    has_images: bool = False
 
     def texts(self) -> list[str]:
         """Every piece of text in the conversation, system prompt included."""
@@ -179,3 +183,5 @@ class AuditEntry:
     fallbacks: list[str] = field(default_factory=list)
     status: int = 0
     error: str = ""
+    tools: list[str] = field(default_factory=list)  # names of the tools offered to the model
+    images: bool = False  # whether the prompt held an image (never its content)

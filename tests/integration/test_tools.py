@@ -73,13 +73,19 @@ def world(tmp_path_factory):
         urls[name] = f"http://127.0.0.1:{port}"
     backends = [{"name": "oa", "base_url": urls["oa"] + "/v1"},
                 {"name": "an", "kind": "anthropic", "base_url": urls["an"]}]
-    models = [{"name": "gpt-sim", "backends": ["oa"]}, {"name": "claude-sim", "backends": ["an"]}]
-    (tmp / "allow.cedar").write_text('@id("allow-all")\npermit (principal, action, resource);\n')
+    models = [{"name": "gpt-sim", "backends": ["oa"]}, {"name": "claude-sim", "backends": ["an"]},
+              {"name": "claude-text-only", "backends": ["an"]}]
+    (tmp / "allow.cedar").write_text(
+        '@id("allow-all")\npermit (principal, action, resource);\n'
+        '@id("no-shell-tool") @title("No shell tool on gpt-sim")\n'
+        'forbid (principal, action, resource == Clearance::Model::"gpt-sim") when { context.tools.contains("run_shell") };\n'
+        '@id("no-images") @title("No images on claude-text-only")\n'
+        'forbid (principal, action, resource == Clearance::Model::"claude-text-only") when { context.has_images };\n')
     config = write_config(tmp, f"sqlite:///{tmp / 'clearance.db'}", backends, models,
                           policy={"files": ["allow.cedar"]})
     key = add_persona(config, "alice", "acme")
     gw = start_gateway(config)
-    yield {"gw": gw, "key": key, "oa": oa, "an": an}
+    yield {"gw": gw, "key": key, "oa": oa, "an": an, "db": tmp / "clearance.db"}
     gw.stop()
     for s in servers:
         s.should_exit = True
@@ -345,3 +351,76 @@ def test_plain_text_still_crosses_formats(oai, claude):
                                        ).choices[0].message.content.startswith("[simulated an-sim]")
     assert claude.messages.create(model="gpt-sim", max_tokens=50, messages=[{"role": "user", "content": "Hi"}]
                                   ).content[0].text.startswith("[simulated oa-sim]")
+
+
+# --------------------------------------------------------------------------- nothing dropped, policy, audit
+
+def test_openai_fields_the_gateway_does_not_read_reach_the_upstream(world, oai):
+    """reasoning_effort, store, seed, response_format, a self-hosted server's own options: all forwarded."""
+    oai.chat.completions.create(
+        model="gpt-sim", messages=[{"role": "user", "content": "hello"}], max_completion_tokens=50,
+        reasoning_effort="low", store=False, seed=7, user="u-9", metadata={"ticket": "T-1"},
+        response_format={"type": "json_object"}, presence_penalty=0.1, extra_body={"min_p": 0.05, "top_k": 20})
+    sent = world["oa"].last["body"]
+    for name, value in {"reasoning_effort": "low", "store": False, "seed": 7, "user": "u-9",
+                        "metadata": {"ticket": "T-1"}, "response_format": {"type": "json_object"},
+                        "presence_penalty": 0.1, "min_p": 0.05, "top_k": 20, "max_completion_tokens": 50}.items():
+        assert sent[name] == value, name
+    assert "max_tokens" not in sent  # the client's own name for the limit
+
+
+def test_openai_field_an_anthropic_backend_cannot_express_is_a_400_naming_it(oai):
+    with pytest.raises(openai.BadRequestError) as e:
+        oai.chat.completions.create(model="claude-sim", messages=[{"role": "user", "content": "hi"}], seed=7)
+    assert "seed" in e.value.message and e.value.response.headers["x-request-id"]
+    # A hint about the provider's storage changes no answer: served.
+    assert oai.chat.completions.create(model="claude-sim", messages=[{"role": "user", "content": "hi"}],
+                                       store=False).choices[0].message.content
+
+
+def test_a_rule_can_forbid_an_offered_tool_by_name(world, oai, claude):
+    shell = {"type": "function", "function": {"name": "run_shell", "parameters": {"type": "object"}}}
+    with pytest.raises(openai.PermissionDeniedError) as e:
+        oai.chat.completions.create(model="gpt-sim", messages=[{"role": "user", "content": "list files"}],
+                                    tools=[WEATHER_OPENAI, shell])
+    assert "no-shell-tool" in e.value.message
+    # The same tool on another model, and another tool on this model, are served.
+    oai.chat.completions.create(model="claude-sim", messages=[{"role": "user", "content": "list files"}], tools=[shell])
+    oai.chat.completions.create(model="gpt-sim", messages=[{"role": "user", "content": "list files"}],
+                                tools=[WEATHER_OPENAI])
+    with pytest.raises(anthropic.PermissionDeniedError):  # the Anthropic surface's tools are seen the same way
+        claude.messages.create(model="gpt-sim", max_tokens=50, messages=[{"role": "user", "content": "ls"}],
+                               tools=[{"name": "run_shell", "input_schema": {"type": "object"}}])
+
+
+def test_a_rule_can_forbid_images(claude, oai):
+    image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG}}
+    with pytest.raises(anthropic.PermissionDeniedError) as e:
+        claude.messages.create(model="claude-text-only", max_tokens=50,
+                               messages=[{"role": "user", "content": [image, {"type": "text", "text": "what?"}]}])
+    assert "no-images" in e.value.message
+    claude.messages.create(model="claude-text-only", max_tokens=50, messages=[{"role": "user", "content": "what?"}])
+    with pytest.raises(openai.PermissionDeniedError):
+        oai.chat.completions.create(model="claude-text-only", messages=[{"role": "user", "content": [
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64," + PNG}}]}])
+
+
+def test_the_audit_entry_names_the_tools_and_says_whether_images_were_sent(world, oai):
+    import sqlite3
+    import time
+
+    resp = oai.chat.completions.with_raw_response.create(
+        model="gpt-sim", tools=[WEATHER_OPENAI], messages=[{"role": "user", "content": [
+            {"type": "text", "text": "what is this?"},
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64," + PNG}}]}])
+    rid = resp.headers["x-request-id"]
+    deadline = time.monotonic() + 10
+    while True:
+        with sqlite3.connect(world["db"]) as conn:
+            bodies = [json.loads(b) for (b,) in conn.execute("SELECT body FROM audit_entries")]
+        mine = [b for b in bodies if b["request_id"] == rid]
+        if len(mine) >= 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert mine and all(e["tools"] == ["get_weather"] and e["images"] is True for e in mine)
+    assert PNG not in json.dumps(mine)  # digests only, never the image

@@ -151,7 +151,31 @@ def parse_request(body: object, request_id: str, headers: dict[str, str] | None 
         wire="anthropic",
         raw=body,
         headers=dict(headers or {}),
+        tools=_tool_names(tools),
+        has_images=_has_images(body["messages"]),
     )
+
+
+def _tool_names(tools: list[dict[str, Any]] | None) -> tuple[str, ...]:
+    names = []
+    for i, tool in enumerate(tools or ()):
+        name = tool.get("name")
+        if not isinstance(name, str) or not name:
+            raise bad_request(f"tools.{i}.name: a non-empty string is required.", param=f"tools.{i}.name")
+        names.append(name)
+    return tuple(sorted(set(names)))
+
+
+def _has_images(messages: list[dict[str, Any]]) -> bool:
+    """Whether any turn, or any tool result inside one, holds an image block."""
+    for m in messages:
+        for block in m["content"] if isinstance(m["content"], list) else ():
+            if block["type"] == "image":
+                return True
+            inner = block.get("content") if block["type"] == "tool_result" else None
+            if isinstance(inner, list) and any(isinstance(b, dict) and b.get("type") == "image" for b in inner):
+                return True
+    return False
 
 
 def _is_int(value: object) -> bool:

@@ -17,11 +17,12 @@ import orjson
 from clearance.api.errors import ApiError, bad_request
 from clearance.types import ChatChunk, ChatRequest, ChatResult, Message, Usage
 
-_KNOWN = {"model", "messages", "stream", "max_tokens", "max_completion_tokens", "temperature", "top_p",
-          "stop", "stream_options", "n"}
-# Parameters passed through to OpenAI-compatible backends when present.
-_PASSTHROUGH = {"presence_penalty", "frequency_penalty", "seed", "response_format", "tools", "tool_choice",
-                "logit_bias", "logprobs", "top_logprobs", "user", "parallel_tool_calls", "metadata"}
+# Fields Clearance reads itself.  Every other field (seed, response_format, tools, reasoning_effort,
+# store, a self-hosted server's own sampling options, ...) is kept in ``ChatRequest.params`` and goes to
+# an OpenAI-compatible backend as sent; a backend of the other format translates it or refuses it by
+# name (routing/backends/anthropic.py).  Nothing is dropped.
+_KNOWN = frozenset({"model", "messages", "stream", "max_tokens", "max_completion_tokens", "temperature", "top_p",
+                    "stop", "stream_options", "n"})
 _ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
 
 
@@ -96,11 +97,38 @@ def parse_request(body: Any, request_id: str) -> ChatRequest:
         raise bad_request("'stop' must be a string or a list of strings", "stop")
     n = body.get("n")
     if n not in (None, 1):
-        raise bad_request("only n=1 is supported", "n")
-    params = {k: v for k, v in body.items() if k in _PASSTHROUGH}
+        raise bad_request("n: only one choice per request is served (each answer is screened and recorded)", "n")
+    options = body.get("stream_options")
+    if options is not None and not isinstance(options, dict):
+        raise bad_request("'stream_options' must be an object", "stream_options")
+    params = {k: v for k, v in body.items() if k not in _KNOWN}
     return ChatRequest(request_id=request_id, model=model, messages=tuple(messages), stream=stream,
                        max_tokens=max_tokens, temperature=_number(body, "temperature", 0, 2),
-                       top_p=_number(body, "top_p", 0, 1), stop=stops, params=params, wire="openai", raw=body)
+                       top_p=_number(body, "top_p", 0, 1), stop=stops, params=params, wire="openai", raw=body,
+                       tools=tool_names(body.get("tools")), has_images=_has_images(raw))
+
+
+def tool_names(tools: Any) -> tuple[str, ...]:
+    """The names of the offered tools (``function.name``, or ``name``/``type`` of other tool kinds)."""
+    if tools is None:
+        return ()
+    if not isinstance(tools, list):
+        raise bad_request("'tools' must be a list of tool objects", "tools")
+    names = []
+    for i, tool in enumerate(tools):
+        if not isinstance(tool, dict):
+            raise bad_request(f"tools[{i}] must be an object", "tools")
+        fn = tool.get("function")
+        name = fn.get("name") if isinstance(fn, dict) else tool.get("name") or tool.get("type")
+        if not isinstance(name, str) or not name:
+            raise bad_request(f"tools[{i}] needs a name ('function.name')", "tools")
+        names.append(name)
+    return tuple(sorted(set(names)))
+
+
+def _has_images(messages: list[Any]) -> bool:
+    return any(isinstance(part, dict) and part.get("type") in ("image_url", "input_image")
+               for m in messages if isinstance(m.get("content"), list) for part in m["content"])
 
 
 def _usage(u: Usage) -> dict[str, int]:

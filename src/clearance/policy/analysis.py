@@ -19,7 +19,8 @@ from clearance.policy.clock import parse_cedar_datetime
 
 _COMPARE_OPS = ("==", "!=", "<", "<=", ">", ">=")
 _DECIMAL_METHODS = ("lessThan", "lessThanOrEqual", "greaterThan", "greaterThanOrEqual")
-_CONTEXT_SAFE_ATTRS = ("use_case",)  # the cache key holds these exactly
+# Context attributes the cache key holds exactly when a model's policies read them.
+_CONTEXT_SAFE_ATTRS = ("use_case", "tools", "has_images")
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +33,8 @@ class Breakpoints:
 
     instants: tuple[int, ...]
     thresholds: dict[str, tuple[int, ...]]
+    # The exactly-keyed attributes (of ``_CONTEXT_SAFE_ATTRS``) the policies read.
+    reads: frozenset[str] = frozenset()
 
     def now_bucket(self, now_ms: int) -> int:
         return _bucket(self.instants, now_ms)
@@ -86,6 +89,7 @@ def context_breakpoints(policies: Iterable[dict]) -> Breakpoints | None:
     """The context breakpoints of these JSON-form policies, or ``None`` if caching is unsafe."""
     instants: set[int] = set()
     thresholds: dict[str, set[int]] = {}
+    reads: set[str] = set()
 
     def pair(a: Any, b: Any, op: str) -> bool:
         """Record a (context value, literal) comparison; True if it was one."""
@@ -123,6 +127,7 @@ def context_breakpoints(policies: Iterable[dict]) -> Breakpoints | None:
                 continue
             if op == "." and body.get("left") == {"Var": "context"}:
                 if body.get("attr") in _CONTEXT_SAFE_ATTRS:
+                    reads.add(body["attr"])
                     continue
                 raise _Unsafe
             if op == "has" and body.get("left") == {"Var": "context"}:
@@ -147,4 +152,5 @@ def context_breakpoints(policies: Iterable[dict]) -> Breakpoints | None:
     return Breakpoints(
         instants=tuple(sorted(instants)),
         thresholds={k: tuple(sorted(v)) for k, v in thresholds.items()},
+        reads=frozenset(reads),
     )

@@ -67,6 +67,8 @@ class PolicyContext:
     now: datetime
     use_case: str = ""
     guard: Mapping[str, float] = field(default_factory=dict)
+    tools: tuple[str, ...] = ()  # the names of the tools offered to the model
+    has_images: bool = False
 
 
 def _system(id_: str, title: str) -> Reason:
@@ -200,6 +202,10 @@ class PolicyEngine:
                 return _deny(self.hash, _system("guard-score-invalid", f"The {cat} score is not a number in 0..1"))
         guard = policy_scores(raw)
         units = [round(guard[c] * 10_000) for c in GUARD_CATEGORIES]
+        tools = context.tools
+        if isinstance(tools, str) or not all(isinstance(t, str) for t in tools):
+            return _deny(self.hash, _system("context-invalid", "The request's tool names are not strings"))
+        tools = tuple(sorted(set(tools)))
         try:
             now_ms = epoch_ms(context.now)
         except (TypeError, AttributeError, OverflowError):
@@ -208,11 +214,15 @@ class PolicyEngine:
         bp = self._bp[model]
         if bp is not None:
             key = (action, principal.user_id, model, context.use_case, bp.now_bucket(now_ms),
-                   tuple(bp.guard_bucket(c, u) for c, u in zip(GUARD_CATEGORIES, units)))
-        return key, (principal.user_id, action, model, now_ms, str(context.use_case), units)
+                   tuple(bp.guard_bucket(c, u) for c, u in zip(GUARD_CATEGORIES, units)),
+                   tools if "tools" in bp.reads else None,
+                   bool(context.has_images) if "has_images" in bp.reads else None)
+        return key, (principal.user_id, action, model, now_ms, str(context.use_case), units, tools,
+                     bool(context.has_images))
 
     @staticmethod
-    def _request(user_id: str, action: str, model: str, now_ms: int, use_case: str, units: list[int]) -> dict:
+    def _request(user_id: str, action: str, model: str, now_ms: int, use_case: str, units: list[int],
+                 tools: tuple[str, ...] = (), has_images: bool = False) -> dict:
         """The Cedar request for already-checked inputs (built only on a cache miss)."""
         return {
             "principal": _uid(_USER, user_id),
@@ -222,6 +232,8 @@ class PolicyEngine:
                 "now": {"__extn": {"fn": "datetime", "arg": cedar_datetime_ms(now_ms)}},
                 "use_case": use_case,
                 "guard": {c: _decimal(u) for c, u in zip(GUARD_CATEGORIES, units)},
+                "tools": list(tools),
+                "has_images": has_images,
             },
         }
 

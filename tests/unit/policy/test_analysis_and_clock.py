@@ -92,3 +92,40 @@ def test_user_facing_parsers():
         parse_instant("next tuesday")
     with pytest.raises(ValueError, match="duration"):
         parse_duration("soon")
+
+
+def test_tool_and_image_context_are_keyed_exactly_when_read():
+    bp = context_breakpoints(policies(
+        'forbid (principal, action, resource) when { context.tools.contains("bash") || context.has_images };'))
+    assert bp is not None and bp.reads == {"tools", "has_images"}
+    assert context_breakpoints(policies("permit (principal, action, resource);")).reads == frozenset()
+
+
+@pytest.mark.parametrize("cached", [True, False])
+def test_a_rule_can_forbid_a_tool_and_images(cached):
+    no_shell = ('@id("no-shell") @title("No shell tool on this model")\n'
+                'forbid (principal, action, resource) when { context.tools.containsAny(["bash", "shell"]) };\n'
+                '@id("no-images") @title("No images")\n'
+                'forbid (principal, action, resource) when { context.has_images };\n'
+                '@id("all") @title("all")\npermit (principal, action, resource)')
+    # The same rules on an engine whose decisions are not cached (the permit reads the context opaquely).
+    no_shell += ";" if cached else ' when { context.now.toDate() != datetime("1999-01-01") };'
+    world = PolicyWorld(orgs={"o": ()}, groups=(), users=(UserRecord("u", "o"),), models=(ModelRecord("m"),),
+                        sources=(PolicySource("tools.cedar", no_shell),))
+    eng = build_engine(world)
+    assert eng.cacheable is cached
+    p, z = Principal("k", "u", "o"), {"jailbreak": 0.0, "cyber_offense": 0.0}
+    for _ in range(2):  # the second round is answered from the cache when there is one
+        assert eng.decide(p, "m", PolicyContext(T0, "", z, ("read_file",))).allowed
+        denied = eng.decide(p, "m", PolicyContext(T0, "", z, ("bash", "read_file")))
+        assert not denied.allowed and denied.reason_ids == ["no-shell"]
+        assert eng.decide(p, "m", PolicyContext(T0, "", z, (), True)).reason_ids == ["no-images"]
+        assert eng.decide(p, "m", PolicyContext(T0, "", z)).allowed
+
+
+def test_tool_names_that_are_not_strings_are_denied():
+    world = PolicyWorld(orgs={"o": ()}, groups=(), users=(UserRecord("u", "o"),), models=(ModelRecord("m"),),
+                        sources=(PolicySource("all.cedar", '@id("all") @title("all")\npermit (principal, action, resource);'),))
+    d = build_engine(world).decide(Principal("k", "u", "o"), "m",
+                                   PolicyContext(T0, "", {"jailbreak": 0.0, "cyber_offense": 0.0}, (1,)))
+    assert not d.allowed and d.reason_ids == ["context-invalid"]

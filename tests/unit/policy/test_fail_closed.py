@@ -171,7 +171,8 @@ def test_schema_guard_categories_match_engine():
 
     # A context with exactly GUARD_CATEGORIES validates against the shipped schema.
     ctx = {"now": {"__extn": {"fn": "datetime", "arg": "2025-01-01T00:00:00Z"}}, "use_case": "",
-           "guard": {c: {"__extn": {"fn": "decimal", "arg": "0.0"}} for c in GUARD_CATEGORIES}}
+           "guard": {c: {"__extn": {"fn": "decimal", "arg": "0.0"}} for c in GUARD_CATEGORIES},
+           "tools": ["bash"], "has_images": False}
     req = {"principal": 'Clearance::User::"u"', "action": 'Clearance::Action::"invoke"',
            "resource": 'Clearance::Model::"m"', "context": ctx}
     ents = cedarpy.Entities.from_json_str("[]")

@@ -203,7 +203,7 @@ def test_build_body_translates_the_neutral_request() -> None:
         Message("user", "a"), Message("user", "b"),
         Message("assistant", ""),  # e.g. an OpenAI tool-call turn without text
         Message("tool", "tool output"), Message("assistant", "c"),
-        temperature=1.7, top_p=0.8, stop=("END",), params={"top_k": 5, "user": "u-1", "seed": 3},
+        temperature=1.7, top_p=0.8, stop=("END",), params={"top_k": 5, "user": "u-1", "store": False},
     )
     body = build_body(req, "claude-up", stream=True)
     assert body["model"] == "claude-up"
@@ -217,7 +217,18 @@ def test_build_body_translates_the_neutral_request() -> None:
     assert body["top_k"] == 5
     assert body["metadata"] == {"user_id": "u-1"}
     assert body["stream"] is True
-    assert "seed" not in body
+    assert "store" not in body  # a hint about the provider's storage, not about the answer
+
+
+@pytest.mark.parametrize("name,value", [("seed", 3), ("response_format", {"type": "json_object"}),
+                                        ("reasoning_effort", "high"), ("frequency_penalty", 0.5),
+                                        ("logprobs", True), ("min_p", 0.1)])
+def test_build_body_refuses_what_it_cannot_express(name, value) -> None:
+    from clearance.routing.backends.base import Unsupported
+
+    with pytest.raises(Unsupported, match=f"^{name}: not supported"):
+        build_body(_req(params={name: value}), "m", stream=False)
+    build_body(_req(params={name: None}), "m", stream=False)  # null is the same as absent
 
 
 def test_build_body_minimal() -> None:

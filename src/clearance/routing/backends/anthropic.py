@@ -50,16 +50,26 @@ def finish_reason(stop_reason: str | None) -> str:
     return _FINISH_REASONS.get(stop_reason or "end_turn", "stop")
 
 
-# Fields of an OpenAI-format request this backend cannot yet translate: refused, never dropped.
-_OPENAI_ONLY_PARAMS = ("logprobs", "top_logprobs")
+# An OpenAI-format request's parameters (``ChatRequest.params``) this backend expresses: tools and
+# their choice are translated, ``user`` becomes ``metadata.user_id``.  The hints after them change
+# nothing in the answer (storage and caching on the provider's side, the caller's abuse-tracking id)
+# and are not forwarded.  Any other parameter set to something other than null (seed,
+# response_format, logprobs, penalties, reasoning_effort, a server's own options, ...) has no
+# counterpart here: the request is refused naming it, never served without it.
+_TRANSLATED_PARAMS = frozenset({"tools", "tool_choice", "parallel_tool_calls", "user", "top_k"})
+_OPENAI_HINTS = frozenset({"store", "metadata", "service_tier", "prompt_cache_key", "prompt_cache_retention",
+                           "safety_identifier"})
 # Client hints the gateway reads and does not forward (see api/anthropic.py).
 _NOT_FORWARDED = frozenset({"service_tier", "speed", "user_profile_id", "workspace_id", "diagnostics"})
 
 
 def _refuse_openai_only(req: ChatRequest) -> None:
-    for name in _OPENAI_ONLY_PARAMS:
-        if req.params.get(name) not in (None, False):
-            raise other_format_error(name)
+    for name, value in req.params.items():
+        if name in _TRANSLATED_PARAMS or name in _OPENAI_HINTS or value is None:
+            continue
+        if name == "logprobs" and value is False:
+            continue
+        raise other_format_error(name)
 
 
 def build_body(req: ChatRequest, model: str, *, stream: bool) -> dict[str, Any]:

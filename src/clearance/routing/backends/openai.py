@@ -67,7 +67,9 @@ def request_body(req: ChatRequest, model: str) -> dict[str, Any]:
         body["messages"] = [{"role": m.role, "content": m.content,
                              **{k: v for k, v in m.extra.items() if k in _PASSTHROUGH_FIELDS}} for m in req.messages]
     if req.max_tokens is not None:
-        body["max_tokens"] = req.max_tokens
+        # The client's own name for the limit: reasoning models take only max_completion_tokens.
+        limit = "max_completion_tokens" if req.wire == "openai" and "max_completion_tokens" in req.raw else "max_tokens"
+        body[limit] = req.max_tokens
     if req.temperature is not None:
         body["temperature"] = req.temperature
     if req.top_p is not None:
