@@ -29,13 +29,18 @@ _KNOWN_FIELDS = frozenset({
     "model", "max_tokens", "messages", "system", "stop_sequences", "temperature",
     "top_p", "top_k", "stream", "metadata", "thinking", "tools", "tool_choice",
 })
+# Fields that go to an Anthropic upstream with the rest of the body, type-checked here; an
+# OpenAI-compatible backend translates what it can (output_config's effort and format, thinking
+# edits of context_management) and refuses the rest by name (routing/backends/openai.py).
+_FORWARDED_OBJECTS = ("context_management", "output_config")
+_FORWARDED_STRINGS = ("inference_geo",)
 # Hints about the provider's own service that do not change the answer: type-checked, then not
 # forwarded (cache_control is the exception: an Anthropic upstream gets it with the rest of the body).
 _IGNORED_STRINGS = ("service_tier", "speed", "user_profile_id", "workspace_id")
 _IGNORED_OBJECTS = ("cache_control", "diagnostics")
 # Fields the API defines that change what the model does and that Clearance cannot honour
 # on every backend; rejected rather than silently dropped.
-_UNSUPPORTED_FIELDS = frozenset({"container", "output_config", "inference_geo"})
+_UNSUPPORTED_FIELDS = frozenset({"container"})
 # Content blocks that carry no text for the guard and are forwarded as they are.
 _OPAQUE_BLOCKS = frozenset({"image", "document"})
 # Request headers of this format forwarded to an upstream that speaks it.
@@ -73,10 +78,10 @@ def parse_request(body: object, request_id: str, headers: dict[str, str] | None 
             if body[key] is None:
                 continue
             raise bad_request(f"{key}: not supported by this gateway.", param=key)
-        if key in _IGNORED_STRINGS:
+        if key in _IGNORED_STRINGS or key in _FORWARDED_STRINGS:
             if body[key] is not None and not isinstance(body[key], str):
                 raise bad_request(f"{key}: must be a string.", param=key)
-        elif key in _IGNORED_OBJECTS:
+        elif key in _IGNORED_OBJECTS or key in _FORWARDED_OBJECTS:
             if body[key] is not None and not isinstance(body[key], dict):
                 raise bad_request(f"{key}: must be an object.", param=key)
         elif key not in _KNOWN_FIELDS:
@@ -216,8 +221,9 @@ def _parse_messages(raw: object) -> list[Message]:
         if not isinstance(item, dict):
             raise bad_request(f"{where}: each message must be an object.", param=where)
         role = item.get("role")
-        if role not in ("user", "assistant"):
-            raise bad_request(f"{where}.role: must be 'user' or 'assistant'.", param=f"{where}.role")
+        # "system" is a system message in the middle of a conversation (a beta of the format).
+        if role not in ("user", "assistant", "system"):
+            raise bad_request(f"{where}.role: must be 'user', 'assistant' or 'system'.", param=f"{where}.role")
         content = item.get("content")
         if isinstance(content, str):
             out.append(Message(role=role, content=content))

@@ -131,7 +131,6 @@ def test_parse_tool_result_with_string_content_and_error_flag() -> None:
     (_body(messages="hi"), "messages"),
     (_body(messages=None), "messages"),
     (_body(messages=["hi"]), "messages.0"),
-    (_body(messages=[{"role": "system", "content": "x"}]), "messages.0.role"),
     (_body(messages=[{"role": "tool", "content": "x"}]), "messages.0.role"),
     (_body(messages=[{"content": "x"}]), "messages.0.role"),
     (_body(messages=[{"role": "user"}]), "messages.0.content"),
@@ -173,8 +172,10 @@ def test_parse_tool_result_with_string_content_and_error_flag() -> None:
     (_body(tools={"name": "f"}), "tools"),
     (_body(tools=["f"]), "tools"),
     (_body(tool_choice="auto"), "tool_choice"),
-    (_body(output_config={"effort": "high"}), "output_config"),
-    (_body(inference_geo="us"), "inference_geo"),
+    (_body(output_config="high"), "output_config"),
+    (_body(context_management=[]), "context_management"),
+    (_body(inference_geo=1), "inference_geo"),
+    (_body(container="c-1"), "container"),
     (_body(frequency_penalty=0.1), "frequency_penalty"),
 ])
 def test_parse_rejects_bad_input_naming_the_param(body: object, param: str) -> None:
@@ -478,3 +479,18 @@ def test_sdk_tool_conversation_is_parsed(sdk_double: tuple[str, list[ChatRequest
     assert "Oslo" in req.messages[1].content
     assert "Snowing in Oslo" in req.messages[2].content
     assert req.messages[2].extra["anthropic_blocks"][0]["tool_use_id"] == "toolu_9"
+
+
+def test_claude_code_fields_are_accepted_and_kept_for_the_upstream() -> None:
+    body = _body(messages=[{"role": "user", "content": "hi"}, {"role": "system", "content": "Mid-turn rule."},
+                           {"role": "user", "content": "again"}],
+                 thinking={"type": "adaptive"}, output_config={"effort": "high"}, inference_geo="us",
+                 context_management={"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]},
+                 metadata={"user_id": '{"session_id":"s"}'},
+                 tools=[{"name": "Read", "input_schema": {"type": "object"}},
+                        {"name": "Bash", "input_schema": {"type": "object"}}])
+    req = parse_request(body, "r")
+    assert [m.role for m in req.messages] == ["user", "system", "user"]
+    assert "Mid-turn rule." in req.texts()  # a mid-conversation system message is screened like any turn
+    assert req.tools == ("Bash", "Read") and req.has_images is False
+    assert req.raw["context_management"] == body["context_management"] and req.raw["output_config"] == {"effort": "high"}

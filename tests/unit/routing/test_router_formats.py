@@ -66,6 +66,11 @@ def test_when_no_backend_can_serve_it_the_client_gets_a_400_naming_the_field():
     ({"messages": [{"role": "user", "content": [{"type": "document", "source": {}}]}]}, "messages.0.content.0"),
     ({"thinking": {"type": "enabled", "budget_tokens": 1024}}, "thinking"),
     ({"messages": [{"role": "user", "content": [{"type": "image", "source": {}}]}]}, "messages.0.content.0"),
+    ({"context_management": {"edits": [{"type": "clear_tool_uses_20250919"}]}},
+     "context_management.edits.0: clear_tool_uses_20250919 edits"),
+    ({"output_config": {"effort": "max"}}, "output_config.effort: 'max'"),
+    ({"output_config": {"task_budget": {"tokens": 5}}}, "output_config.task_budget"),
+    ({"inference_geo": "us"}, "inference_geo"),
 ])
 def test_openai_backend_refuses_what_an_anthropic_request_holds_beyond_text(raw, field):
     req = ChatRequest(request_id="r", model="m", messages=(Message("user", "hi"),), wire="anthropic", raw=raw)
@@ -134,3 +139,29 @@ def test_a_refusal_during_a_half_open_trial_frees_the_trial():
     with pytest.raises(UpstreamError):
         asyncio.run(router.complete(_req(), model))
     assert breaker.state == "half_open" and breaker.allow()  # the trial slot was given back
+
+
+def test_openai_backend_expresses_a_coding_agents_settings_in_its_own_terms():
+    """Adaptive thinking, thinking-clearing edits, effort and an output schema: served, translated."""
+    from clearance.api.anthropic import parse_request
+    schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}}
+    req = parse_request({
+        "model": "m", "max_tokens": 50, "thinking": {"type": "adaptive"},
+        "context_management": {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]},
+        "output_config": {"effort": "high", "format": {"type": "json_schema", "schema": schema}},
+        "tools": [{"name": "Read", "input_schema": {"type": "object"}}],
+        "messages": [
+            {"role": "user", "content": "read it"},
+            {"role": "assistant", "content": [{"type": "thinking", "thinking": "secret", "signature": "sig"},
+                                              {"type": "tool_use", "id": "t1", "name": "Read", "input": {"p": "a"}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "file text"}]},
+            {"role": "system", "content": [{"type": "text", "text": "Mid-turn rule."}]},
+        ]}, "r")
+    body = request_body(req, "up")
+    assert body["reasoning_effort"] == "high"
+    assert body["response_format"] == {"type": "json_schema",
+                                       "json_schema": {"name": "output", "schema": schema, "strict": True}}
+    assert "secret" not in str(body["messages"])  # the earlier model's reasoning is not this model's context
+    assert body["messages"][1]["tool_calls"][0]["function"]["name"] == "Read"
+    assert body["messages"][-1] == {"role": "system", "content": "Mid-turn rule."}
+    assert "thinking" not in body and "context_management" not in body and "output_config" not in body

@@ -38,28 +38,51 @@ _PASSTHROUGH_FIELDS = ("name", "tool_calls", "tool_call_id", "content")
 
 # What an Anthropic-format request may hold that this backend cannot yet translate: refused, never dropped.
 # Tools, tool_use/tool_result blocks and images are translated (translate.py); the rest is refused.
-_ANTHROPIC_ONLY_BLOCKS = frozenset({"document", "thinking", "redacted_thinking"})
+# Earlier turns' thinking blocks are another model's private reasoning, signed or encrypted for it:
+# like the Messages API itself does with earlier turns' thinking, they are left out of the context.
+_ANTHROPIC_ONLY_BLOCKS = frozenset({"document"})
+_EFFORTS = frozenset({"low", "medium", "high"})
 
 
-def _refuse_anthropic_only(req: ChatRequest) -> None:
+def _refuse_anthropic_only(req: ChatRequest) -> dict[str, Any]:
+    """Refuse by name what this backend cannot express; return what it expresses in its own terms."""
+    out: dict[str, Any] = {}
     thinking = req.raw.get("thinking")
-    if thinking is not None and not (isinstance(thinking, dict) and thinking.get("type") == "disabled"):
+    # "adaptive" lets the model decide whether to think: a model that does not is within it.
+    if thinking is not None and not (isinstance(thinking, dict) and thinking.get("type") in ("disabled", "adaptive")):
         raise other_format_error("thinking")
+    for i, edit in enumerate((req.raw.get("context_management") or {}).get("edits") or ()):
+        kind = edit.get("type") if isinstance(edit, dict) else None
+        if not (isinstance(kind, str) and kind.startswith("clear_thinking")):  # no thinking reaches this backend
+            raise other_format_error(f"context_management.edits.{i}: {kind} edits")
+    for key, value in (req.raw.get("output_config") or {}).items():
+        if key == "effort" and value in _EFFORTS:
+            out["reasoning_effort"] = value
+        elif key == "format" and isinstance(value, dict) and value.get("type") == "json_schema":
+            out["response_format"] = {"type": "json_schema", "json_schema": {
+                "name": "output", "schema": value.get("schema") or {}, "strict": True}}
+        elif value is not None:
+            raise other_format_error(f"output_config.{key}" + (f": {value!r}" if key == "effort" else ""))
+    if req.raw.get("inference_geo") is not None:
+        raise other_format_error("inference_geo")
     for i, m in enumerate(req.raw.get("messages") or ()):
         content = m.get("content") if isinstance(m, dict) else None
         for j, block in enumerate(content if isinstance(content, list) else ()):
             if isinstance(block, dict) and block.get("type") in _ANTHROPIC_ONLY_BLOCKS:
                 raise other_format_error(f"messages.{i}.content.{j}: {block['type']} blocks")
+    return out
 
 
 def request_body(req: ChatRequest, model: str) -> dict[str, Any]:
     body: dict[str, Any] = dict(req.params)
     body["model"] = model
     if req.wire == "anthropic" and req.raw:
-        _refuse_anthropic_only(req)
+        body.update(_refuse_anthropic_only(req))
     if req.wire == "anthropic" and translate.needs_translation(req.raw):
-        body["messages"] = translate.messages([m.content for m in req.messages if m.role == "system"],
-                                              req.raw.get("messages") or [])
+        # The top-level system prompt (the first message); system messages within the conversation
+        # are translated in their places.
+        top = req.messages[0].content if req.raw.get("system") and req.messages[0].role == "system" else ""
+        body["messages"] = translate.messages([top], req.raw.get("messages") or [])
         if req.raw.get("tools"):
             body["tools"] = translate.tools(req.raw["tools"])
         body.update(translate.tool_choice(req.raw.get("tool_choice")))

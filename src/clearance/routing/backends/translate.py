@@ -2,7 +2,8 @@
 
 Used by the OpenAI-compatible backend for an Anthropic client (Claude Code against a
 vLLM or Ollama model, say), and by the Anthropic backend for an OpenAI client.  What has no faithful counterpart (server tools, documents,
-thinking, images inside tool results) raises ``Unsupported`` naming it, never dropped.
+images inside tool results) raises ``Unsupported`` naming it, never dropped; earlier turns' thinking
+blocks are left out of an OpenAI-compatible model's context, as the Messages API leaves them out.
 """
 
 from __future__ import annotations
@@ -61,6 +62,8 @@ def messages(system: list[str], raw_messages: list[Any]) -> list[dict[str, Any]]
         role, content = m["role"], m["content"]
         if isinstance(content, str):
             out.append({"role": role, "content": content})
+        elif role == "system":  # a system message in mid-conversation: its text blocks
+            out.append({"role": "system", "content": "\n".join(b["text"] for b in content if b["type"] == "text")})
         elif role == "assistant":
             out.append(_assistant(content, i))
         else:
@@ -76,6 +79,8 @@ def _assistant(blocks: list[dict[str, Any]], i: int) -> dict[str, Any]:
         elif b["type"] == "tool_use":
             calls.append({"id": b.get("id"), "type": "function",
                           "function": {"name": b["name"], "arguments": json.dumps(b.get("input") or {})}})
+        elif b["type"] in ("thinking", "redacted_thinking"):
+            continue  # the earlier model's own reasoning (see openai.py): not part of this model's context
         else:
             raise other_format_error(f"messages.{i}.content.{j}: {b['type']} blocks")
     message: dict[str, Any] = {"role": "assistant", "content": "\n".join(texts) if texts else None}
