@@ -136,7 +136,8 @@ class DirectRoutes:
     def __init__(self, app: Starlette, routes: list) -> None:
         self.app = app
         self.state = app.state
-        self.table = {(method, r.path): r.endpoint for r in routes for method in r.methods}
+        # Paths with parameters (``/v1/models/{model_id}``) go through Starlette's router.
+        self.table = {(method, r.path): r.endpoint for r in routes for method in r.methods if "{" not in r.path}
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "http":

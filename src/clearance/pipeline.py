@@ -27,6 +27,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import orjson
 
 from clearance.api.errors import ApiError
 from clearance.config import Config, ModelSettings
@@ -37,8 +38,8 @@ from clearance.policy.engine import PolicyContext
 from clearance.routing.backends.base import UpstreamError
 from clearance.routing.router import Attempts, OpenStream, Router
 from clearance.snapshot import Snapshot, SnapshotHolder
-from clearance.types import (AuditEntry, ChatChunk, ChatRequest, ChatResult, Decision, GuardScores, Principal,
-                             Reason, Usage)
+from clearance.types import (AuditEntry, ChatChunk, ChatRequest, ChatResult, Decision, EmbeddingResult, GuardScores,
+                             Principal, Reason, Usage)
 
 if TYPE_CHECKING:
     from clearance.metrics import Metrics
@@ -293,6 +294,31 @@ async def admit(gw: Gateway, req: ChatRequest, api_key: str | None) -> Admitted:
     return adm
 
 
+def permitted(gw: Gateway, req: ChatRequest, api_key: str | None) -> tuple[Principal, ModelSettings]:
+    """Identity and policy, without the guard, for calls that send the model nothing to answer
+    (``/v1/models/{id}``, ``count_tokens``): the decision a request with no guard flags would get."""
+    snapshot = gw.snapshots.current
+    now = datetime.now(timezone.utc)
+    principal = identify(snapshot, api_key, now)
+    model = find_model(snapshot, req.model)
+    clear = GuardScores(scores={c: 0.0 for c in GUARD_CATEGORIES}, guard="none")
+    decision = decide(snapshot, principal, model, clear, False, now, req)
+    if not decision.allowed:
+        raise denial(decision, clear, model.name)
+    return principal, model
+
+
+async def count_tokens(gw: Gateway, req: ChatRequest, api_key: str | None) -> tuple[int, str]:
+    """The input tokens of a request, counted by the first backend of its route that can
+    (``"upstream"``), or estimated (``"estimate"``); not a model call, so not in the audit log."""
+    _, model = permitted(gw, req, api_key)
+    try:
+        counted, _ = await gw.router.call(req, model, "count_tokens")
+    except UpstreamError as err:
+        raise _upstream_error(err) from None
+    return counted
+
+
 def _count_fallbacks(gw: Gateway, model: str, attempts: Attempts) -> None:
     for name in attempts.fallbacks:
         gw.metrics.fallbacks.labels(model, name).inc()
@@ -361,6 +387,32 @@ async def _complete_overlapped(gw: Gateway, adm: Admitted, req: ChatRequest) -> 
     if blocked is not None:
         raise blocked.error
     return result
+
+
+async def embed(gw: Gateway, adm: Admitted, req: ChatRequest) -> EmbeddingResult:
+    """Serve an embeddings request; recorded like a chat call, the vectors' digest as its answer."""
+    if _waits_for_decision(gw):
+        decided, (result, attempts) = await _while_deciding(gw, adm, req, gw.router.embed)
+        _count_fallbacks(gw, adm.model.name, attempts)
+        await committed(decided)
+        record_later(gw, _outcome(req, adm, "completion", result.backend, attempts, result.usage,
+                                  _vectors(result), None))
+        return result
+    try:
+        result, attempts = await gw.router.embed(req, adm.model)
+    except UpstreamError as err:
+        await record(gw, entry(req, kind="decision", decision="allow", adm=adm, status=err.status,
+                               error=err.message), req)
+        raise _upstream_error(err) from None
+    _count_fallbacks(gw, adm.model.name, attempts)
+    await record(gw, _outcome(req, adm, "decision", result.backend, attempts, result.usage, _vectors(result), None),
+                 req)
+    return result
+
+
+def _vectors(result: EmbeddingResult) -> str:
+    """What an embeddings answer's digest is taken over: its ``data`` as compact JSON."""
+    return orjson.dumps(result.raw.get("data")).decode()
 
 
 def _upstream_error(err: UpstreamError) -> ApiError:

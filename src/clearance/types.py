@@ -142,6 +142,15 @@ class ChatResult:
 
 
 @dataclass(frozen=True, slots=True)
+class EmbeddingResult:
+    """An upstream's embeddings answer: its JSON as it came (vectors and all), and its usage."""
+
+    raw: dict[str, Any]
+    usage: Usage = field(default_factory=Usage)
+    backend: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class ChatChunk:
     """One piece of a streamed answer.  The last chunk carries finish and usage."""
 

@@ -74,13 +74,15 @@ def world(tmp_path_factory):
     backends = [{"name": "oa", "base_url": urls["oa"] + "/v1"},
                 {"name": "an", "kind": "anthropic", "base_url": urls["an"]}]
     models = [{"name": "gpt-sim", "backends": ["oa"]}, {"name": "claude-sim", "backends": ["an"]},
-              {"name": "claude-text-only", "backends": ["an"]}]
+              {"name": "claude-text-only", "backends": ["an"]}, {"name": "gpt-forbidden", "backends": ["oa"]}]
     (tmp / "allow.cedar").write_text(
         '@id("allow-all")\npermit (principal, action, resource);\n'
         '@id("no-shell-tool") @title("No shell tool on gpt-sim")\n'
         'forbid (principal, action, resource == Clearance::Model::"gpt-sim") when { context.tools.contains("run_shell") };\n'
         '@id("no-images") @title("No images on claude-text-only")\n'
-        'forbid (principal, action, resource == Clearance::Model::"claude-text-only") when { context.has_images };\n')
+        'forbid (principal, action, resource == Clearance::Model::"claude-text-only") when { context.has_images };\n'
+        '@id("closed-model") @title("Nobody uses gpt-forbidden")\n'
+        'forbid (principal, action, resource == Clearance::Model::"gpt-forbidden");\n')
     config = write_config(tmp, f"sqlite:///{tmp / 'clearance.db'}", backends, models,
                           policy={"files": ["allow.cedar"]})
     key = add_persona(config, "alice", "acme")
@@ -424,3 +426,84 @@ def test_the_audit_entry_names_the_tools_and_says_whether_images_were_sent(world
         time.sleep(0.05)
     assert mine and all(e["tools"] == ["get_weather"] and e["images"] is True for e in mine)
     assert PNG not in json.dumps(mine)  # digests only, never the image
+
+
+
+# --------------------------------------------------------------------------- embeddings, models, token counts
+
+def _entries(world, rid: str, n: int) -> list[dict]:
+    import sqlite3
+    import time
+
+    deadline = time.monotonic() + 10
+    while True:
+        with sqlite3.connect(world["db"]) as conn:
+            mine = [json.loads(b) for (b,) in conn.execute("SELECT body FROM audit_entries")]
+        mine = [e for e in mine if e["request_id"] == rid]
+        if len(mine) >= n or time.monotonic() > deadline:
+            return mine
+        time.sleep(0.05)
+
+
+def test_embeddings_are_routed_policy_checked_and_audited(world, oai):
+    raw = oai.embeddings.with_raw_response.create(model="gpt-sim", input=["grid alert one", "grid alert two"])
+    out = raw.parse()  # the SDK asks for base64 and decodes it
+    assert [d.index for d in out.data] == [0, 1] and len(out.data[0].embedding) == 16
+    assert out.model == "gpt-sim" and out.usage.prompt_tokens == 6
+    assert world["oa"].last["path"] == "/v1/embeddings" and world["oa"].last["body"]["input"] == [
+        "grid alert one", "grid alert two"]
+    entries = _entries(world, raw.headers["x-request-id"], 2)
+    assert {e["kind"] for e in entries} == {"decision", "completion"}
+    assert all(e["decision"] == "allow" and e["model"] == "gpt-sim" for e in entries)
+    assert any(e["completion_sha256"] and e["prompt_tokens"] == 6 for e in entries)
+
+    floats = oai.embeddings.create(model="gpt-sim", input="x", dimensions=4, encoding_format="float")
+    assert len(floats.data[0].embedding) == 4 and world["oa"].last["body"]["dimensions"] == 4
+    with pytest.raises(openai.PermissionDeniedError) as e:
+        oai.embeddings.create(model="gpt-forbidden", input="x")
+    assert "closed-model" in e.value.message
+
+
+@pytest.mark.parametrize("body,param", [
+    ({"model": "gpt-sim", "input": [[1, 2, 3]]}, "input"), ({"model": "gpt-sim"}, "input"),
+    ({"model": "gpt-sim", "input": "x", "dimensions": 0}, "dimensions"),
+    ({"model": "gpt-sim", "input": "x", "encoding_format": "int8"}, "encoding_format"),
+])
+def test_bad_embeddings_requests_are_400s_naming_the_field(world, body, param):
+    import httpx
+
+    r = httpx.post(world["gw"].url + "/v1/embeddings", json=body, headers={"authorization": f"Bearer {world['key']}"})
+    assert r.status_code == 400 and r.json()["error"]["param"] == param and r.headers["x-request-id"]
+
+
+def test_embeddings_on_a_model_served_only_by_an_anthropic_backend_is_a_400(oai):
+    with pytest.raises(openai.BadRequestError) as e:
+        oai.embeddings.create(model="claude-sim", input="x")
+    assert "embed" in e.value.message
+
+
+def test_a_model_is_described_only_to_a_caller_who_may_use_it(world, oai, claude):
+    assert oai.models.retrieve("gpt-sim").id == "gpt-sim"
+    for name in ("gpt-forbidden", "no-such-model"):  # forbidden and unknown look the same
+        with pytest.raises(openai.NotFoundError):
+            oai.models.retrieve(name)
+    assert claude.models.retrieve("claude-sim").id == "claude-sim"
+    listed = [m.id for m in claude.models.list()]
+    assert "claude-sim" in listed and "gpt-forbidden" not in listed
+    import httpx
+    assert httpx.get(world["gw"].url + "/v1/models/gpt-sim").status_code == 401
+
+
+def test_count_tokens_asks_an_anthropic_upstream_and_estimates_otherwise(world, claude):
+    msgs = [{"role": "user", "content": "What is the weather in Oslo today?"}]
+    raw = claude.messages.with_raw_response.count_tokens(model="claude-sim", messages=msgs, tools=[WEATHER_ANTHROPIC])
+    assert raw.parse().input_tokens > 0 and raw.headers["x-clearance-token-count"] == "upstream"
+    sent = world["an"].last
+    assert sent["path"] == "/v1/messages/count_tokens" and sent["body"]["tools"] == [WEATHER_ANTHROPIC]
+    assert "max_tokens" not in sent["body"]
+    est = claude.messages.with_raw_response.count_tokens(model="gpt-sim", messages=msgs)
+    assert est.headers["x-clearance-token-count"] == "estimate" and est.parse().input_tokens >= 8
+    with pytest.raises(anthropic.PermissionDeniedError):
+        claude.messages.count_tokens(model="gpt-forbidden", messages=msgs)
+    with pytest.raises(anthropic.NotFoundError):
+        claude.messages.count_tokens(model="no-such-model", messages=msgs)

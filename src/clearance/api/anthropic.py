@@ -489,3 +489,13 @@ async def render_stream(chunks: AsyncIterator[ChatChunk], req: ChatRequest, mess
         close = getattr(iterator, "aclose", None)
         if close is not None:
             await close()
+
+
+def render_model(name: str) -> dict[str, Any]:
+    """A model as the Models API describes it."""
+    return {"type": "model", "id": name, "display_name": name, "created_at": "1970-01-01T00:00:00Z"}
+
+
+def render_models(names: list[str]) -> dict[str, Any]:
+    return {"data": [render_model(n) for n in names], "has_more": False,
+            "first_id": names[0] if names else None, "last_id": names[-1] if names else None}

@@ -24,6 +24,7 @@ from starlette.routing import Route
 
 from clearance import pipeline
 from clearance.api import anthropic as anthropic_wire
+from clearance.api import embeddings as embeddings_wire
 from clearance.api import openai as openai_wire
 from clearance.api.errors import ApiError, bad_request
 from clearance.identity.keys import redact
@@ -174,13 +175,46 @@ def build_routes(gw: Gateway) -> list[Route]:
         backend, chunks = await pipeline.open_stream(gw, adm, req)
         return _sse(anthropic_wire.render_stream(chunks, req, mid), backend)
 
-    async def models(request: Request, rid: str) -> Response:
+    def usable_models(request: Request) -> list[str]:
         snapshot = gw.snapshots.current
         now = datetime.now(timezone.utc)
         principal = pipeline.identify(snapshot, api_key_of(request), now)
         allowed = set(snapshot.policy.allowed_models(principal, now, principal.use_case))
-        names = [m for m in snapshot.models if m in allowed]
+        return [m for m in snapshot.models if m in allowed]
+
+    async def models(request: Request, rid: str) -> Response:
+        names = usable_models(request)
+        if "anthropic-version" in request.headers:  # an Anthropic client lists models in its own shape
+            return json_response(anthropic_wire.render_models(names))
         return json_response(openai_wire.render_models(names))
+
+    async def model(request: Request, rid: str) -> Response:
+        """One model, for a caller who may use it; any other name is a 404, used or not."""
+        name = request.path_params["model_id"]
+        if name not in usable_models(request):
+            raise ApiError(404, f"model {name!r} does not exist", type="not_found_error", code="model_not_found",
+                           param="model")
+        if "anthropic-version" in request.headers:
+            return json_response(anthropic_wire.render_model(name))
+        return json_response(openai_wire.render_models([name])["data"][0])
+
+    async def embeddings(request: Request, rid: str) -> Response:
+        body = await read_json(request, limit)
+        req = embeddings_wire.parse_request(body, rid)
+        adm = await pipeline.admit(gw, req, api_key_of(request))
+        result = await pipeline.embed(gw, adm, req)
+        return json_response(embeddings_wire.render_result(result, req), headers={"x-clearance-backend": result.backend})
+
+    async def count_tokens(request: Request, rid: str) -> Response:
+        body = await read_json(request, limit)
+        if not isinstance(body, dict):
+            raise bad_request("The request body must be a JSON object.")
+        # The same body as a message, less max_tokens, which counting does not take.
+        req = anthropic_wire.parse_request({**body, "max_tokens": body.get("max_tokens") or 1}, rid,
+                                           {h: v for h in anthropic_wire.FORWARDED_HEADERS
+                                            if (v := request.headers.get(h))})
+        count, how = await pipeline.count_tokens(gw, req, api_key_of(request))
+        return json_response({"input_tokens": count}, headers={"x-clearance-token-count": how})
 
     async def healthz(request: Request, rid: str) -> Response:
         return json_response({"status": "ok"})
@@ -204,6 +238,9 @@ def build_routes(gw: Gateway) -> list[Route]:
         route("/v1/chat/completions", "chat_completions", "openai", chat_completions, ["POST"]),
         route("/v1/messages", "messages", "anthropic", messages, ["POST"]),
         route("/v1/models", "models", "openai", models, ["GET"]),
+        route("/v1/models/{model_id:path}", "model", "openai", model, ["GET"]),
+        route("/v1/embeddings", "embeddings", "openai", embeddings, ["POST"]),
+        route("/v1/messages/count_tokens", "count_tokens", "anthropic", count_tokens, ["POST"]),
         route("/healthz", "healthz", "openai", healthz, ["GET"]),
         route("/readyz", "readyz", "openai", readyz, ["GET"]),
         route("/metrics", "metrics", "openai", metrics, ["GET"]),

@@ -239,6 +239,33 @@ def create_upstream_app(provider: str) -> Starlette:
 
         return StreamingResponse(events(), media_type="text/event-stream")
 
+    async def embeddings(request: Request) -> Response:
+        """Deterministic vectors (a hash of each input): SIMULATED, for the demo and tests only."""
+        body = orjson.loads(await request.body())
+        if (bad := await misbehave()) is not None:
+            return bad
+        inputs = body.get("input")
+        inputs = [inputs] if isinstance(inputs, str) else list(inputs or ())
+        dims = int(body.get("dimensions") or 16)
+        data = []
+        for i, text in enumerate(inputs):
+            seed = hashlib.sha256(str(text).encode()).digest()
+            vector = [((seed[j % 32] ^ (j * 37 % 256)) - 127.5) / 127.5 for j in range(dims)]
+            if body.get("encoding_format") == "base64":
+                import base64
+                import struct
+                vector = base64.b64encode(struct.pack(f"<{dims}f", *vector)).decode()
+            data.append({"object": "embedding", "index": i, "embedding": vector})
+        toks = sum(_tokens(str(t)) for t in inputs)
+        return Response(orjson.dumps({"object": "list", "data": data, "model": body.get("model"),
+                                      "usage": {"prompt_tokens": toks, "total_tokens": toks}}),
+                        media_type="application/json")
+
+    async def count_tokens(request: Request) -> Response:
+        body = orjson.loads(await request.body())
+        text = orjson.dumps([body.get("system"), body.get("messages"), body.get("tools")]).decode()
+        return Response(orjson.dumps({"input_tokens": _tokens(text)}), media_type="application/json")
+
     async def control(request: Request) -> Response:
         body = orjson.loads(await request.body() or b"{}")
         state.mode = body.get("mode", state.mode)
@@ -254,6 +281,8 @@ def create_upstream_app(provider: str) -> Starlette:
     return Starlette(routes=[
         Route("/v1/chat/completions", chat, methods=["POST"]),
         Route("/v1/messages", messages, methods=["POST"]),
+        Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
+        Route("/v1/embeddings", embeddings, methods=["POST"]),
         Route("/_control", control, methods=["POST"]),
         Route("/_control", status, methods=["GET"]),
     ])

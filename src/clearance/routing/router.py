@@ -12,11 +12,12 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from clearance.config import BackendSettings, ModelSettings
 from clearance.routing.backends.base import Backend, Unsupported, UpstreamError
 from clearance.routing.breaker import CircuitBreaker
-from clearance.types import ChatChunk, ChatRequest, ChatResult
+from clearance.types import ChatChunk, ChatRequest, ChatResult, EmbeddingResult
 
 Observer = Callable[[str, str, float], None]  # (backend, outcome, seconds)
 
@@ -89,12 +90,26 @@ class Router:
             self.breakers[name].success()
 
     async def complete(self, req: ChatRequest, model: ModelSettings) -> tuple[ChatResult, Attempts]:
+        return await self.call(req, model, "complete")
+
+    async def embed(self, req: ChatRequest, model: ModelSettings) -> tuple[EmbeddingResult, Attempts]:
+        return await self.call(req, model, "embed")
+
+    async def call(self, req: ChatRequest, model: ModelSettings, operation: str) -> tuple[Any, Attempts]:
+        """``backend.<operation>(req, upstream model)`` on the first backend of the route that serves it.
+
+        A backend without the operation (an Anthropic backend has no embeddings) is passed over
+        like one that cannot express the request: the client gets a 400 if none has it.
+        """
         attempts = Attempts()
         last: UpstreamError | None = None
         for name in self._candidates(model, attempts):
             started = time.perf_counter()
             try:
-                result = await self.backends[name].complete(req, self.settings[name].model or model.name)
+                method = getattr(self.backends[name], operation, None)
+                if method is None:
+                    raise Unsupported(f"{operation}: not served by backend kind of {name!r}", status=400)
+                result = await method(req, self.settings[name].model or model.name)
             except UpstreamError as err:
                 self._failed(name, err, started, attempts)
                 last = err

@@ -135,6 +135,11 @@ def _text_body(req: ChatRequest, model: str, *, stream: bool) -> dict[str, Any]:
     return body
 
 
+# The fields of a Messages API body that count_tokens takes.
+_COUNTED = frozenset({"model", "messages", "system", "tools", "tool_choice", "thinking", "context_management",
+                      "output_config", "mcp_servers"})
+
+
 class AnthropicBackend:
     """One upstream Anthropic Messages API server.
 
@@ -155,6 +160,25 @@ class AnthropicBackend:
             self._headers["x-api-key"] = api_key
 
     # ------------------------------------------------------------------ public
+
+    async def count_tokens(self, req: ChatRequest, model: str) -> tuple[int, str]:
+        """The upstream's own count of the request's input tokens (``/v1/messages/count_tokens``)."""
+        body = {k: v for k, v in build_body(req, model, stream=False).items() if k in _COUNTED}
+        try:
+            async with self.session.post(self._url + "/count_tokens", data=orjson.dumps(body),
+                                         headers=self._headers_for(req), timeout=self._timeouts.for_call()) as r:
+                status, raw = r.status, await r.read()
+        except TRANSPORT_ERRORS as exc:
+            raise self._transport_error(exc) from None
+        if status != 200:
+            raise self._status_error(status, raw)
+        try:
+            count = orjson.loads(raw)["input_tokens"]
+            if not _is_count(count):
+                raise ValueError
+        except Exception:
+            raise self._error("answered count_tokens without input_tokens") from None
+        return count, "upstream"
 
     async def complete(self, req: ChatRequest, model: str) -> ChatResult:
         body = build_body(req, model, stream=False)

@@ -16,7 +16,7 @@ import orjson
 from clearance.routing.backends import translate
 from clearance.routing.backends.base import UpstreamError, other_format_error
 from clearance.routing.backends.transport import TRANSPORT_ERRORS, Timeouts, iter_sse_batches, transport_error
-from clearance.types import ChatChunk, ChatRequest, ChatResult, Usage
+from clearance.types import ChatChunk, ChatRequest, ChatResult, EmbeddingResult, Usage
 
 
 def status_error(name: str, status: int, body: bytes) -> UpstreamError:
@@ -126,6 +126,7 @@ class OpenAIBackend:
                  session: aiohttp.ClientSession | None = None):
         self.name = name
         self.url = base_url.rstrip("/") + "/chat/completions"
+        self.embeddings_url = base_url.rstrip("/") + "/embeddings"
         self.headers = {"content-type": "application/json"}
         if api_key:
             self.headers["authorization"] = f"Bearer {api_key}"
@@ -153,6 +154,32 @@ class OpenAIBackend:
                               calls_text="\n".join(calls))
         except Exception:
             raise UpstreamError(f"backend {self.name}: malformed response", status=502) from None
+
+    async def count_tokens(self, req: ChatRequest, model: str) -> tuple[int, str]:
+        """An estimate (the format has no counting endpoint): a quarter of the characters of every
+        text and tool definition, rounded up, the rule of thumb for English text."""
+        chars = sum(len(t) for t in req.texts()) + len(orjson.dumps(req.raw.get("tools") or []))
+        return max(1, -(-chars // 4)), "estimate"
+
+    async def embed(self, req: ChatRequest, model: str) -> EmbeddingResult:
+        """``POST /embeddings`` with the client's body as sent (dimensions, encoding_format, user, ...)."""
+        body = orjson.dumps({**req.raw, "model": model})
+        try:
+            async with self.session.post(self.embeddings_url, data=body, headers=self.headers,
+                                         timeout=self.timeouts.for_call()) as r:
+                status, raw = r.status, await r.read()
+        except TRANSPORT_ERRORS as e:
+            raise transport_error(self.name, e) from None
+        if status != 200:
+            raise status_error(self.name, status, raw)
+        try:
+            data = orjson.loads(raw)
+            if not isinstance(data, dict) or not isinstance(data["data"], list):
+                raise ValueError
+            usage = data.get("usage") or {}
+            return EmbeddingResult(raw=data, usage=Usage(int(usage.get("prompt_tokens") or 0), 0), backend=self.name)
+        except Exception:
+            raise UpstreamError(f"backend {self.name}: malformed embeddings response", status=502) from None
 
     async def stream(self, req: ChatRequest, model: str) -> AsyncIterator[ChatChunk]:
         """Chunks as they arrive.  Events that arrive together are merged into one chunk,
