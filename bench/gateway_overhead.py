@@ -88,7 +88,8 @@ def machine_info(pinning: dict[str, object], args: argparse.Namespace) -> dict[s
         "node": _version(["node", "--version"]),
         "pinning": pinning,
         "load_generator": "bench/loadgen.py: open loop, uniform arrivals, latency from scheduled send time, "
-                          + ("the same prompt every request" if SAME_PROMPT else "a distinct prompt every request"),
+                          + ("the same prompt every request" if SAME_PROMPT else "a distinct prompt every request")
+                          + (f", {TOOLS} function tools offered with each" if TOOLS else ""),
         "duration_s": args.duration,
         "warmup_s": args.warmup,
         "clearance_workers": args.workers,
@@ -98,6 +99,7 @@ def machine_info(pinning: dict[str, object], args: argparse.Namespace) -> dict[s
 
 
 SAME_PROMPT = False  # --same-prompt: every request sends the same text (caches then answer every time)
+TOOLS = 0  # --tools N: every request offers N function tools
 
 
 def load(run: Running, rate: float, duration: float, warmup: float, stream: bool,
@@ -110,6 +112,8 @@ def load(run: Running, rate: float, duration: float, warmup: float, stream: bool
         cmd.append("--stream")
     if SAME_PROMPT:
         cmd.append("--same-prompt")
+    if TOOLS:
+        cmd += ["--tools", str(TOOLS)]
     for k, v in run.headers:
         cmd += ["--header", f"{k}: {v}"]
     if cpus:
@@ -231,9 +235,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help="also profile --profile-system with py-spy at --profile-rate; write collapsed stacks here")
     ap.add_argument("--profile-rate", type=int, default=500)
     ap.add_argument("--profile-system", default="clearance", help="which system --profile samples")
+    ap.add_argument("--tools", type=int, default=0, help="every request offers this many function tools")
     args = ap.parse_args(argv)
-    global SAME_PROMPT
+    global SAME_PROMPT, TOOLS
     SAME_PROMPT = args.same_prompt
+    TOOLS = args.tools
     preset = (("smoke", (20,), 1.0, 0.3, 0) if args.smoke else
               ("quick", QUICK_RATES, 2.0, 0.5, 0) if args.quick else ("full", FULL_RATES, 10.0, 2.0, 3))
     args.preset = preset[0]

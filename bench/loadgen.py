@@ -58,6 +58,7 @@ class LoadSpec:
     headers: tuple[tuple[str, str], ...] = ()
     prompt: str = DEFAULT_PROMPT
     vary: bool = True  # a different prompt for every request (see the module's docstring)
+    tools: int = 0  # offer this many function tools with every request (an agent's request shape)
     max_conns: int = 512
     timeout: float = 5.0
 
@@ -97,6 +98,11 @@ def build_request(spec: LoadSpec) -> bytes:
     }
     if spec.stream:
         body["stream"] = True
+    if spec.tools:
+        body["tools"] = [{"type": "function", "function": {
+            "name": f"tool_{i}", "description": f"Look up record kind {i} by its identifier",
+            "parameters": {"type": "object", "properties": {"id": {"type": "string"}}, "required": ["id"]}}}
+            for i in range(spec.tools)]
     payload = json.dumps(body).encode()
     path = parts.path or "/"
     head = [
@@ -395,6 +401,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--api-key", default="sk-bench")
     ap.add_argument("--header", action="append", type=_parse_header, default=[])
     ap.add_argument("--same-prompt", action="store_true", help="send the same prompt every time (no request number)")
+    ap.add_argument("--tools", type=int, default=0, help="offer this many function tools with every request")
     ap.add_argument("--max-conns", type=int, default=512)
     ap.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for stragglers")
     ap.add_argument("--cpu", default="", help="comma-separated CPU cores to pin to")
@@ -406,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
     spec = LoadSpec(
         url=args.url, rate=args.rate, duration=args.duration, warmup=args.warmup, stream=args.stream,
         model=args.model, api_key=args.api_key, headers=tuple(args.header), max_conns=args.max_conns,
-        timeout=args.timeout, vary=not args.same_prompt,
+        timeout=args.timeout, vary=not args.same_prompt, tools=args.tools,
     )
     json.dump(asdict(run_load(spec)), sys.stdout)
     sys.stdout.write("\n")
