@@ -71,8 +71,10 @@ def create_app(config: Config, freeze_after_start: bool = False) -> Starlette:
     sessions = make_sessionmaker(engine)
     metrics = Metrics()
     router = Router(build_backends(config), {b.name: b for b in config.backends}, metrics.observe_upstream)
+    from clearance.limits.enforce import Limiter
+
     gw = Gateway(config=config, snapshots=SnapshotHolder(sessions, config), router=router, metrics=metrics,
-                 guard=build_guard(config), audit=build_audit(config, engine))
+                 guard=build_guard(config), audit=build_audit(config, engine), limiter=Limiter(config.limits))
 
     @contextlib.asynccontextmanager
     async def lifespan(_app):
@@ -97,6 +99,7 @@ def create_app(config: Config, freeze_after_start: bool = False) -> Starlette:
             yield
         finally:
             await gw.snapshots.stop()
+            await gw.limiter.aclose()
             if gw.audit is not None:
                 await gw.audit.aclose()
             await session.close()

@@ -24,6 +24,8 @@ LAZY_COMMANDS = {
     "directive": "clearance.policy.cli:directive",
     "grant": "clearance.policy.cli:grant",
     "guard": "clearance.guard.cli:guard",
+    "limit": "clearance.limits.cli:limit",
+    "usage": "clearance.limits.cli:usage",
 }
 
 

@@ -60,6 +60,7 @@ class Gateway:
     metrics: Metrics
     guard: Any = None  # clearance.guard.GuardSet, or None when the guard is off
     audit: Any = None  # clearance.audit.AuditLog, or None when the audit log is off
+    limiter: Any = None  # clearance.limits.enforce.Limiter
 
 
 @dataclass
@@ -74,6 +75,7 @@ class Admitted:
     started: float
     prompt_sha256: str
     request: ChatRequest | None = None  # what the policy context was read from (tools, images)
+    limits: tuple = ()  # the usage limits (limits.rules.Rule) the answer's tokens count against
 
 
 # --- 1. identity -------------------------------------------------------------
@@ -177,7 +179,30 @@ def denial(decision: Decision, scores: GuardScores, model: str) -> ApiError:
     return ApiError(403, f"request to model {model!r} {what} ({titles})", type=kind, code=kind, reasons=reasons)
 
 
-# --- 4. audit ----------------------------------------------------------------
+# --- 4. usage limits -----------------------------------------------------------
+
+async def limit(gw: Gateway, adm: Admitted, req: ChatRequest) -> None:
+    """Count the request against the usage limits that bind it; refused (429, audited) when one is reached."""
+    rules = adm.snapshot.limits.binding(adm.principal, adm.model.name)
+    if not rules or gw.limiter is None:
+        return
+    try:
+        await gw.limiter.check(rules)
+    except ApiError as err:
+        gw.metrics.decisions.labels(adm.model.name, "rate_limited").inc()
+        await record(gw, entry(req, kind="decision", decision="rate_limited", adm=adm, status=err.status,
+                               error=err.message, reasons=[r["id"] for r in err.reasons]), req)
+        raise
+    adm.limits = rules
+
+
+def account(gw: Gateway, adm: Admitted, usage: Usage | None) -> None:
+    """Count an answer's tokens against the limits its request was counted against."""
+    if adm.limits:
+        gw.limiter.account(adm.limits, adm.model.name, usage)
+
+
+# --- 5. audit ----------------------------------------------------------------
 
 def prompt_digest(req: ChatRequest) -> str:
     h = hashlib.sha256()
@@ -211,7 +236,7 @@ def entry(req: ChatRequest, *, kind: str, decision: str, principal: Principal | 
         completion_tokens=usage.completion_tokens if usage else 0,
         latency_ms=round((time.perf_counter() - t0) * 1000, 3) if t0 else 0.0,
         fallbacks=attempts.fallbacks if attempts else [], status=status, error=error,
-        tools=list(req.tools), images=req.has_images,
+        key=p.key_id if p else "", tools=list(req.tools), images=req.has_images,
     )
 
 
@@ -291,6 +316,7 @@ async def admit(gw: Gateway, req: ChatRequest, api_key: str | None) -> Admitted:
         await record(gw, entry(req, kind="decision", decision=label, adm=adm, status=403,
                                error="; ".join(decision.errors)), req)
         raise err
+    await limit(gw, adm, req)
     return adm
 
 
@@ -338,6 +364,7 @@ async def complete(gw: Gateway, adm: Admitted, req: ChatRequest) -> ChatResult:
     blocked = await screen_response(gw, adm, result.answer_text)
     if blocked is not None:
         gw.metrics.decisions.labels(adm.model.name, "response_block").inc()
+    account(gw, adm, result.usage)
     await record(gw, _outcome(req, adm, "decision", result.backend, attempts, result.usage, result.answer_text,
                               blocked), req, result.answer_text)
     if blocked is not None:
@@ -382,6 +409,7 @@ async def _complete_overlapped(gw: Gateway, adm: Admitted, req: ChatRequest) -> 
     if blocked is not None:
         gw.metrics.decisions.labels(adm.model.name, "response_block").inc()
     await committed(decided)
+    account(gw, adm, result.usage)
     record_later(gw, _outcome(req, adm, "completion", result.backend, attempts, result.usage, result.answer_text,
                               blocked), result.answer_text)
     if blocked is not None:
@@ -395,6 +423,7 @@ async def embed(gw: Gateway, adm: Admitted, req: ChatRequest) -> EmbeddingResult
         decided, (result, attempts) = await _while_deciding(gw, adm, req, gw.router.embed)
         _count_fallbacks(gw, adm.model.name, attempts)
         await committed(decided)
+        account(gw, adm, result.usage)
         record_later(gw, _outcome(req, adm, "completion", result.backend, attempts, result.usage,
                                   _vectors(result), None))
         return result
@@ -405,6 +434,7 @@ async def embed(gw: Gateway, adm: Admitted, req: ChatRequest) -> EmbeddingResult
                                error=err.message), req)
         raise _upstream_error(err) from None
     _count_fallbacks(gw, adm.model.name, attempts)
+    account(gw, adm, result.usage)
     await record(gw, _outcome(req, adm, "decision", result.backend, attempts, result.usage, _vectors(result), None),
                  req)
     return result
@@ -440,6 +470,7 @@ async def open_stream(gw: Gateway, adm: Admitted, req: ChatRequest) -> tuple[str
                            attempts=opened.attempts), req)
 
     async def on_end(text: str, usage: Usage | None, error: str | None, blocked: ResponseBlocked | None) -> None:
+        account(gw, adm, usage)
         try:  # the prompt went with the decision entry
             await record(gw, _outcome(req, adm, "completion", opened.backend, opened.attempts, usage, text, blocked,
                                       error), completion=text)
@@ -463,6 +494,7 @@ async def _open_stream_overlapped(gw: Gateway, adm: Admitted, req: ChatRequest
         raise
 
     async def on_end(text: str, usage: Usage | None, error: str | None, blocked: ResponseBlocked | None) -> None:
+        account(gw, adm, usage)
         record_later(gw, _outcome(req, adm, "completion", opened.backend, opened.attempts, usage, text, blocked, error),
                      text)
 

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from clearance.config import Config, ModelSettings
 from clearance.identity.tables import ApiKey, OrgGroupMember, User
+from clearance.limits.rules import LimitIndex, load_limits
 from clearance.store.version import current_version
 from clearance.types import Decision, Principal, Reason
 
@@ -88,6 +89,7 @@ class Snapshot:
     keys: dict[str, KeyRecord]
     models: dict[str, ModelSettings]
     policy: Policy
+    limits: LimitIndex = field(default_factory=LimitIndex)
     built_at: float = 0.0
     errors: tuple[str, ...] = field(default_factory=tuple)
 
@@ -123,6 +125,7 @@ def build_snapshot(sessions: sessionmaker[Session], config: Config) -> Snapshot:
     with sessions() as session:
         version = current_version(session)
         keys = _principals(session)
+        limits = load_limits(session)
         errors: tuple[str, ...] = ()
         try:
             policy = _compile_policy(session, config)
@@ -137,8 +140,9 @@ def build_snapshot(sessions: sessionmaker[Session], config: Config) -> Snapshot:
         h.update(f"{kh}|{r.principal}|{r.expires_at}|{r.revoked}".encode())
     for m in config.models:
         h.update(m.model_dump_json().encode())
-    return Snapshot(version=version, hash=h.hexdigest()[:16], keys=keys,
-                    models={m.name: m for m in config.models}, policy=policy, built_at=time.time(), errors=errors)
+    h.update(limits.digest().encode())
+    return Snapshot(version=version, hash=h.hexdigest()[:16], keys=keys, models={m.name: m for m in config.models},
+                    policy=policy, limits=limits, built_at=time.time(), errors=errors)
 
 
 class SnapshotHolder:

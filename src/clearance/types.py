@@ -192,5 +192,6 @@ class AuditEntry:
     fallbacks: list[str] = field(default_factory=list)
     status: int = 0
     error: str = ""
+    key: str = ""  # the public id of the API key (never the key)
     tools: list[str] = field(default_factory=list)  # names of the tools offered to the model
     images: bool = False  # whether the prompt held an image (never its content)

@@ -1,0 +1,108 @@
+"""What the request path calls: ``check`` before the upstream call, ``account`` after the answer.
+
+A request over a request limit, or whose token or spend budget is used up, is
+refused with a 429 that names the limit, with ``Retry-After`` and the
+``x-ratelimit-*`` headers.  Tokens are counted when the answer is known
+(streamed answers included), so a budget stops the request after the one
+that crossed it.  When the counter store cannot answer within its timeout,
+each binding limit follows its ``on_store_error``: ``deny`` refuses the
+request (503), ``allow`` lets it through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from clearance.api.errors import ApiError
+from clearance.limits.counters import Check, MemoryCounters, RedisCounters, StoreError
+from clearance.limits.rules import Rule, day, minute, month
+from clearance.limits.settings import LimitsSettings
+from clearance.types import Usage
+
+log = logging.getLogger("clearance.limits")
+
+_KEEP = {"r": 120, "t": 120, "d": 2 * 86_400, "s": 35 * 86_400}
+_HEADER = {"requests_per_minute": "requests", "tokens_per_minute": "tokens", "tokens_per_day": "tokens",
+           "spend_per_month": "spend"}
+
+
+class Limiter:
+    def __init__(self, settings: LimitsSettings) -> None:
+        self.settings = settings
+        self.prefix = settings.key_prefix
+        self.counters = (RedisCounters(settings.redis_url, settings.timeout_ms / 1000) if settings.redis_url
+                         else MemoryCounters())
+        self._pending: set[asyncio.Task] = set()
+
+    async def check(self, rules: tuple[Rule, ...]) -> None:
+        """Count the request against ``rules``; raise the 429 (or 503) that refuses it."""
+        now = time.time()
+        checks: list[Check] = []
+        what: list[tuple[Rule, str, int, int]] = []  # rule, amount name, limit, seconds to reset
+        for r in rules:
+            for name, kind, limit, window in (("requests_per_minute", "r", r.requests_per_minute, minute),
+                                              ("tokens_per_minute", "t", r.tokens_per_minute, minute),
+                                              ("tokens_per_day", "d", r.tokens_per_day, day),
+                                              ("spend_per_month", "s", r.spend_per_month_micro_usd, month)):
+                if limit is None:
+                    continue
+                wid, reset = window(now)
+                checks.append((f"{self.prefix}{r.id}:{kind}:{wid}", limit, 1 if kind == "r" else 0, _KEEP[kind]))
+                what.append((r, name, limit, reset))
+        try:
+            failed = await self.counters.take(checks)
+        except StoreError as e:
+            strict = [r.id for r in rules if r.on_store_error == "deny"]
+            log.warning("usage counters unavailable", extra={"error": str(e), "denied_by": strict})
+            if strict:
+                raise ApiError(503, f"usage limits cannot be checked now (limit {strict[0]}); the request was "
+                               "not served", type="limits_unavailable", code="limits_unavailable",
+                               reasons=[{"id": i, "title": "usage limit", "kind": "limit"} for i in strict]) from None
+            return
+        if failed >= 0:
+            rule, name, limit, reset = what[failed]
+            raise _exceeded(rule, name, limit, reset)
+
+    def account(self, rules: tuple[Rule, ...], model: str, usage: Usage | None) -> None:
+        """Count an answer's tokens (and their price) against ``rules``, in the background."""
+        if not rules or usage is None or usage.total_tokens == 0:
+            return
+        now = time.time()
+        price = self.settings.prices.get(model)
+        spend = round(usage.prompt_tokens * price.input_per_mtok + usage.completion_tokens * price.output_per_mtok) \
+            if price else 0  # dollars per million tokens x tokens = micro-dollars
+        adds: list[Check] = []
+        for r in rules:
+            if r.tokens_per_minute is not None:
+                adds.append((f"{self.prefix}{r.id}:t:{minute(now)[0]}", 0, usage.total_tokens, _KEEP["t"]))
+            if r.tokens_per_day is not None:
+                adds.append((f"{self.prefix}{r.id}:d:{day(now)[0]}", 0, usage.total_tokens, _KEEP["d"]))
+            if r.spend_per_month_micro_usd is not None and spend:
+                adds.append((f"{self.prefix}{r.id}:s:{month(now)[0]}", 0, spend, _KEEP["s"]))
+        if adds:
+            task = asyncio.get_running_loop().create_task(self._add(adds))
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
+
+    async def _add(self, adds: list[Check]) -> None:
+        try:
+            await self.counters.add(adds)
+        except StoreError as e:
+            log.warning("usage not counted: counters unavailable", extra={"error": str(e)})
+
+    async def aclose(self) -> None:
+        if self._pending:
+            await asyncio.gather(*self._pending, return_exceptions=True)
+        await self.counters.aclose()
+
+
+def _exceeded(rule: Rule, name: str, limit: int, reset: int) -> ApiError:
+    shown = f"${limit / 1e6:,.2f}" if name == "spend_per_month" else f"{limit:,}"
+    kind = _HEADER[name]
+    headers = {"retry-after": str(reset), f"x-ratelimit-limit-{kind}": str(limit if kind != "spend" else limit / 1e6),
+               f"x-ratelimit-remaining-{kind}": "0", f"x-ratelimit-reset-{kind}": f"{reset}s"}
+    return ApiError(429, f"usage limit {rule.id} reached: {name.replace('_', ' ')} {shown} for {rule.describe()}; "
+                    f"retry in {reset} s", type="rate_limit_error", code="usage_limit_reached", headers=headers,
+                    reasons=[{"id": rule.id, "title": f"{name} {shown} for {rule.describe()}", "kind": "limit"}])
