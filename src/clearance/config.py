@@ -39,6 +39,9 @@ class ServerSettings(_Strict):
     snapshot_poll_seconds: float = 0.25
     log_format: Literal["json", "text"] = "json"
     log_level: str = "INFO"
+    # One line per request on the ``clearance.access`` logger: id, principal, org, key id, model,
+    # backend, decision, status, latency, tokens (never content).
+    access_log: bool = False
 
 
 class BackendSettings(_Strict):

@@ -38,6 +38,7 @@ class _Children:
         return getattr(self.metric, name)
 
 
+MAX_ORG_LABELS = 500  # bounds the token counters' label cardinality (orgs x models x 2)
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
@@ -56,6 +57,21 @@ class Metrics:
         self.guard_latency = Histogram("clearance_guard_latency_seconds", "Guard scoring latency",
                                        buckets=_LATENCY_BUCKETS, registry=r)
         self.snapshot_swaps = Counter("clearance_snapshot_swaps", "Snapshots swapped in", registry=r)
+        self.tokens = _Children(Counter("clearance_tokens", "Tokens served, by org and model",
+                                        ["org", "model", "kind"], registry=r))
+        self._orgs: set[str] = set()
+
+    def count_tokens(self, org: str, model: str, usage) -> None:
+        """Tokens by org and model; orgs beyond the first ``MAX_ORG_LABELS`` seen are counted as ``other``."""
+        if org not in self._orgs:
+            if len(self._orgs) >= MAX_ORG_LABELS:
+                org = "other"
+            else:
+                self._orgs.add(org)
+        if usage.prompt_tokens:
+            self.tokens.labels(org, model, "prompt").inc(usage.prompt_tokens)
+        if usage.completion_tokens:
+            self.tokens.labels(org, model, "completion").inc(usage.completion_tokens)
 
     def observe_upstream(self, backend: str, outcome: str, seconds: float) -> None:
         self.upstream_latency.labels(backend, outcome).observe(seconds)

@@ -197,7 +197,9 @@ async def limit(gw: Gateway, adm: Admitted, req: ChatRequest) -> None:
 
 
 def account(gw: Gateway, adm: Admitted, usage: Usage | None) -> None:
-    """Count an answer's tokens against the limits its request was counted against."""
+    """Count an answer's tokens (metrics) and against the limits its request was counted against."""
+    if usage is not None:
+        gw.metrics.count_tokens(adm.principal.org_id, adm.model.name, usage)
     if adm.limits:
         gw.limiter.account(adm.limits, adm.model.name, usage)
 
@@ -240,18 +242,32 @@ def entry(req: ChatRequest, *, kind: str, decision: str, principal: Principal | 
     )
 
 
-async def record(gw: Gateway, e: AuditEntry, req: ChatRequest | None = None, completion: str | None = None) -> None:
+async def record(gw: Gateway, e: AuditEntry, req: ChatRequest | None = None, completion: str | None = None,
+                 final: bool = True) -> None:
     """Commit an audit entry; if the log cannot take it, the answer is not released.
 
     With ``audit.store_content`` on, ``req``'s prompt and the ``completion`` are
     kept encrypted in the same commit (otherwise only the entry's digests are).
+    ``final``: the entry says how the request ended (it goes to the access log).
     """
+    if final and gw.config.server.access_log:
+        access(e)
     if gw.audit is None:
         return
     try:
         await gw.audit.append(e, req.messages if req is not None else None, completion)
     except Exception:
         raise _audit_unavailable() from None
+
+
+_access_log = logging.getLogger("clearance.access")
+_ACCESS_FIELDS = ("request_id", "principal", "org", "key", "model", "backend", "decision", "status", "latency_ms",
+                  "prompt_tokens", "completion_tokens", "fallbacks", "reasons", "error")
+
+
+def access(e: AuditEntry) -> None:
+    """One access-log line for a request that ended: who, which model and backend, status, time, tokens."""
+    _access_log.info("request", extra={f: getattr(e, f) for f in _ACCESS_FIELDS})
 
 
 def _audit_unavailable() -> ApiError:
@@ -282,6 +298,8 @@ async def committed(decided: asyncio.Future[int]) -> None:
 
 def record_later(gw: Gateway, e: AuditEntry, completion: str | None = None) -> None:
     """Queue a completion entry that no answer waits for (committed with the next batch)."""
+    if gw.config.server.access_log:
+        access(e)
     try:
         gw.audit.append_later(e, completion)
     except Exception as err:  # the log is closing or cannot seal the content; the decision is already in it
@@ -467,7 +485,7 @@ async def open_stream(gw: Gateway, adm: Admitted, req: ChatRequest) -> tuple[str
         raise _upstream_error(err) from None
     _count_fallbacks(gw, adm.model.name, opened.attempts)
     await record(gw, entry(req, kind="decision", decision="allow", adm=adm, backend=opened.backend,
-                           attempts=opened.attempts), req)
+                           attempts=opened.attempts), req, final=False)  # its completion entry follows
 
     async def on_end(text: str, usage: Usage | None, error: str | None, blocked: ResponseBlocked | None) -> None:
         account(gw, adm, usage)

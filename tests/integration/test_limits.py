@@ -31,11 +31,11 @@ def upstream():
     server.should_exit = True
 
 
-def _config(tmp, upstream, db_url, **limits):
+def _config(tmp, upstream, db_url, server=None, **limits):
     (tmp / "allow.cedar").write_text('@id("allow-all")\npermit (principal, action, resource);\n')
     return write_config(tmp, db_url, [{"name": "sim", "base_url": upstream}],
                         [{"name": "m", "backends": ["sim"]}, {"name": "other", "backends": ["sim"]}],
-                        policy={"files": ["allow.cedar"]}, guard={"enabled": False},
+                        policy={"files": ["allow.cedar"]}, guard={"enabled": False}, server=server or {},
                         limits={"prices": {"m": {"input_per_mtok": 1000.0, "output_per_mtok": 1000.0}}, **limits})
 
 
@@ -56,7 +56,7 @@ def _wait_for_snapshot(gw, before: str) -> None:
 @pytest.fixture(scope="module")
 def single(tmp_path_factory, upstream):
     tmp = tmp_path_factory.mktemp("limits")
-    config = _config(tmp, upstream, f"sqlite:///{tmp / 'clearance.db'}")
+    config = _config(tmp, upstream, f"sqlite:///{tmp / 'clearance.db'}", server={"access_log": True})
     keys = {"alice": add_persona(config, "alice", "acme"), "bob": add_persona(config, "bob", "acme"),
             "carol": add_persona(config, "carol", "other-org")}
     gw = start_gateway(config)
@@ -214,3 +214,32 @@ def test_two_replicas_share_limits_on_redis_and_follow_on_store_error(tmp_path, 
     finally:
         for gw in replicas:
             gw.stop()
+
+
+def test_every_request_has_one_access_log_line_and_tokens_are_counted_by_org(single):
+    gw, keys = single["gw"], single["keys"]
+    raw = _client(gw, keys["alice"]).chat.completions.with_raw_response.create(
+        model="other", messages=[{"role": "user", "content": "hello"}])
+    rid, usage = raw.headers["x-request-id"], raw.parse().usage
+    streamed = _client(gw, keys["alice"]).chat.completions.with_raw_response.create(
+        model="other", stream=True, messages=[{"role": "user", "content": "hello again"}])
+    srid = streamed.headers["x-request-id"]
+    for _ in streamed.parse():
+        pass
+    deadline = time.monotonic() + 5
+    while True:
+        lines = [json.loads(x) for x in gw.log().splitlines() if x.startswith("{")]
+        access = [x for x in lines if x.get("logger") == "clearance.access"]
+        mine = {x["request_id"]: x for x in access if x["request_id"] in (rid, srid)}
+        if len(mine) == 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert [x["request_id"] for x in access].count(rid) == 1 and [x["request_id"] for x in access].count(srid) == 1
+    line = mine[rid]
+    assert (line["principal"], line["org"], line["model"], line["backend"], line["status"]) == (
+        "alice", "acme", "other", "sim", 200)
+    assert line["key"] == _key_id(keys["alice"]) and line["prompt_tokens"] == usage.prompt_tokens
+    assert mine[srid]["completion_tokens"] > 0  # a stream's line is written when it ends, with its tokens
+    assert keys["alice"] not in gw.log() and "hello again" not in gw.log()
+    metrics = httpx.get(gw.url + "/metrics").text
+    assert 'clearance_tokens_total{kind="completion",model="other",org="acme"}' in metrics
