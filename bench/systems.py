@@ -40,11 +40,20 @@ CLEARANCE_VARIANTS: dict[str, tuple[bool, bool, bool]] = {
     "clearance-no-audit": (True, True, False),
     "clearance-bare": (False, False, False),
     "clearance-audit-normal": (True, True, True),
+    # Every stage, plus a request limit and a token budget on every request, counted on Redis on loopback.
+    "clearance-limits": (True, True, True),
 }
 # Settings a variant changes beyond the three stages, by config section.
 CLEARANCE_SETTINGS: dict[str, dict[str, dict[str, object]]] = {
     # The audit log without waiting for the disk on each commit (audit.sqlite_synchronous: normal).
     "clearance-audit-normal": {"audit": {"sqlite_synchronous": "normal"}},
+    "clearance-limits": {"limits": {"redis_url": os.environ.get("CLEARANCE_BENCH_REDIS", "redis://127.0.0.1:6379/0"),
+                                    "key_prefix": f"clearance-bench:{os.getpid()}:{int(time.time())}:"}},
+}
+# CLI steps run after the identity is created (the limits that bind the benchmark's key).
+CLEARANCE_SETUP: dict[str, list[list[str]]] = {
+    "clearance-limits": [["limit", "set", "--org", "bench", "--model", "bench-model",
+                          "--requests-per-minute", "100000000", "--tokens-per-day", "1000000000000"]],
 }
 ALL_SYSTEMS = ("direct", *CLEARANCE_VARIANTS, "litellm", "portkey")
 
@@ -175,18 +184,19 @@ def clearance_config(state: Path, stub_port: int, port: int, policy: bool, guard
         "audit": {"enabled": audit},
     }
     for section, values in (settings or {}).items():
-        cfg[section].update(values)  # type: ignore[attr-defined]
+        cfg.setdefault(section, {}).update(values)  # type: ignore[attr-defined]
     path = state / "clearance.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return path
 
 
-def clearance_identity(config: Path, log: Path) -> str:
-    """Create an org, a user and an API key with the CLI; return the key."""
+def clearance_identity(config: Path, log: Path, extra: list[list[str]] | None = None) -> str:
+    """Create an org, a user and an API key with the CLI (then run ``extra`` steps); return the key."""
     cli = _clearance_cli()
     steps = [
         ["org", "add", "bench", "--name", "Benchmark"],
         ["user", "add", "bench-user", "--org", "bench", "--nationality", "US", "--us-person", "--verified"],
+        *(extra or []),
         ["key", "create", "--user", "bench-user", "--name", "bench", "--json"],
     ]
     out = ""
@@ -213,7 +223,7 @@ def start_clearance(name: str, workdir: Path, stub_port: int, cpus: set[int] | N
     port = free_port()
     log = workdir / f"{name}.log"
     config = clearance_config(state, stub_port, port, policy, guard, audit, workers, CLEARANCE_SETTINGS.get(name))
-    key = clearance_identity(config, log)
+    key = clearance_identity(config, log, CLEARANCE_SETUP.get(name))
     proc = _spawn([*_clearance_cli(), "serve", "--config", str(config)], log, cpus)
     run = Running(name, f"http://127.0.0.1:{port}{CHAT_PATH}", api_key=key, procs=[proc], log=log)
     run.notes.update({"policy": policy, "guard": guard, "audit": audit, "workers": workers})

@@ -81,13 +81,16 @@ return -1
 class RedisCounters:
     """Counters on Redis, shared by every replica; each call bounded by ``timeout`` seconds."""
 
-    def __init__(self, url: str, timeout: float) -> None:
+    def __init__(self, url: str, timeout: float, max_connections: int = 64) -> None:
         import redis.asyncio as redis
 
         self.timeout = timeout
         self._errors = (redis.RedisError, OSError, asyncio.TimeoutError)
-        self._client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout,
-                                            retry_on_timeout=False)
+        # A bounded pool: under a burst, requests wait briefly for a connection instead of each
+        # opening its own.
+        pool = redis.BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=timeout,
+                                                     socket_timeout=timeout, socket_connect_timeout=timeout)
+        self._client = redis.Redis(connection_pool=pool, retry_on_timeout=False)
         self._take = self._client.register_script(_TAKE)
 
     async def take(self, checks: list[Check]) -> int:

@@ -32,8 +32,8 @@ class Limiter:
     def __init__(self, settings: LimitsSettings) -> None:
         self.settings = settings
         self.prefix = settings.key_prefix
-        self.counters = (RedisCounters(settings.redis_url, settings.timeout_ms / 1000) if settings.redis_url
-                         else MemoryCounters())
+        self.counters = (RedisCounters(settings.redis_url, settings.timeout_ms / 1000, settings.max_connections)
+                         if settings.redis_url else MemoryCounters())
         self._pending: set[asyncio.Task] = set()
 
     async def check(self, rules: tuple[Rule, ...]) -> None:

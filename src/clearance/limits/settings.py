@@ -18,7 +18,9 @@ class LimitsSettings(BaseModel):
     # Counters shared by every replica; without it they live in each process (one replica).
     redis_url: str | None = None
     # How long a counter call may take before the limit's on_store_error applies.
-    timeout_ms: float = Field(50.0, gt=0)
+    timeout_ms: float = Field(250.0, gt=0)
+    # Connections to Redis per worker process.
+    max_connections: int = Field(64, ge=1)
     key_prefix: str = "clearance:limits:"
     # Per model name: what its tokens cost (spend limits need it).
     prices: dict[str, Price] = Field(default_factory=dict)
