@@ -56,6 +56,14 @@ def build_guard(config: Config):
     return GuardSet(config.guard, config.path.parent if config.path else None)
 
 
+def build_tracing(config: Config):
+    if not config.tracing.enabled:
+        return None
+    from clearance.tracing import Tracing
+
+    return Tracing(config.tracing)
+
+
 def build_audit(config: Config, engine):
     if not config.audit.enabled:
         return None
@@ -74,7 +82,8 @@ def create_app(config: Config, freeze_after_start: bool = False) -> Starlette:
     from clearance.limits.enforce import Limiter
 
     gw = Gateway(config=config, snapshots=SnapshotHolder(sessions, config), router=router, metrics=metrics,
-                 guard=build_guard(config), audit=build_audit(config, engine), limiter=Limiter(config.limits))
+                 guard=build_guard(config), audit=build_audit(config, engine), limiter=Limiter(config.limits),
+                 tracing=build_tracing(config))
 
     @contextlib.asynccontextmanager
     async def lifespan(_app):
@@ -100,6 +109,8 @@ def create_app(config: Config, freeze_after_start: bool = False) -> Starlette:
         finally:
             await gw.snapshots.stop()
             await gw.limiter.aclose()
+            if gw.tracing is not None:
+                gw.tracing.shutdown()  # exports what is still queued
             if gw.audit is not None:
                 await gw.audit.aclose()
             await session.close()

@@ -19,6 +19,7 @@ from clearance.audit.settings import AuditSettings
 from clearance.guard.settings import GuardSettings
 from clearance.limits.settings import LimitsSettings
 from clearance.policy.settings import PolicySettings
+from clearance.tracing import TracingSettings
 
 
 class ConfigError(Exception):
@@ -88,6 +89,7 @@ class Config(_Strict):
     guard: GuardSettings = Field(default_factory=GuardSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    tracing: TracingSettings = Field(default_factory=TracingSettings)
 
     @field_validator("backends")
     @classmethod

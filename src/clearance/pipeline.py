@@ -22,7 +22,7 @@ import hashlib
 import logging
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -61,6 +61,8 @@ class Gateway:
     guard: Any = None  # clearance.guard.GuardSet, or None when the guard is off
     audit: Any = None  # clearance.audit.AuditLog, or None when the audit log is off
     limiter: Any = None  # clearance.limits.enforce.Limiter
+    tracing: Any = None  # clearance.tracing.Tracing when tracing is on
+    traces: dict = field(default_factory=dict)  # request id -> its RequestTrace, until the request ends
 
 
 @dataclass
@@ -75,6 +77,7 @@ class Admitted:
     started: float
     prompt_sha256: str
     request: ChatRequest | None = None  # what the policy context was read from (tools, images)
+    trace: Any = None  # tracing.RequestTrace when the request is traced
     limits: tuple = ()  # the usage limits (limits.rules.Rule) the answer's tokens count against
 
 
@@ -250,8 +253,8 @@ async def record(gw: Gateway, e: AuditEntry, req: ChatRequest | None = None, com
     kept encrypted in the same commit (otherwise only the entry's digests are).
     ``final``: the entry says how the request ended (it goes to the access log).
     """
-    if final and gw.config.server.access_log:
-        access(e)
+    if final:
+        ended(gw, e)
     if gw.audit is None:
         return
     try:
@@ -263,6 +266,20 @@ async def record(gw: Gateway, e: AuditEntry, req: ChatRequest | None = None, com
 _access_log = logging.getLogger("clearance.access")
 _ACCESS_FIELDS = ("request_id", "principal", "org", "key", "model", "backend", "decision", "status", "latency_ms",
                   "prompt_tokens", "completion_tokens", "fallbacks", "reasons", "error")
+
+
+def ended(gw: Gateway, e: AuditEntry) -> None:
+    """A request ended with the entry ``e``: its access-log line, and its trace's spans."""
+    if gw.config.server.access_log:
+        access(e)
+    if gw.tracing is not None:
+        trace = gw.traces.pop(e.request_id, None)
+        if trace is not None:
+            trace.end(e.status, {"gen_ai.usage.input_tokens": e.prompt_tokens,
+                                 "gen_ai.usage.output_tokens": e.completion_tokens, "clearance.org": e.org,
+                                 "clearance.key": e.key, "clearance.backend": e.backend,
+                                 "clearance.decision": e.decision, "clearance.reasons": list(e.reasons),
+                                 "error.type": e.error[:100]})
 
 
 def access(e: AuditEntry) -> None:
@@ -298,8 +315,7 @@ async def committed(decided: asyncio.Future[int]) -> None:
 
 def record_later(gw: Gateway, e: AuditEntry, completion: str | None = None) -> None:
     """Queue a completion entry that no answer waits for (committed with the next batch)."""
-    if gw.config.server.access_log:
-        access(e)
+    ended(gw, e)
     try:
         gw.audit.append_later(e, completion)
     except Exception as err:  # the log is closing or cannot seal the content; the decision is already in it
@@ -317,25 +333,52 @@ def _ended(gw: Gateway, adm: Admitted, req: ChatRequest, err: BaseException, dec
 
 # --- the request path --------------------------------------------------------
 
-async def admit(gw: Gateway, req: ChatRequest, api_key: str | None) -> Admitted:
-    """Identity, guard and policy.  Raises ApiError (401/404/403) when the request may not go on."""
+async def admit(gw: Gateway, req: ChatRequest, api_key: str | None, traceparent: str | None = None,
+                operation: str = "chat") -> Admitted:
+    """Identity, guard, policy and limits.  Raises ApiError (401/404/403/429) when the request may not go on."""
     started = time.perf_counter()
-    snapshot = gw.snapshots.current
-    now = datetime.now(timezone.utc)
-    principal = identify(snapshot, api_key, now)
-    model = find_model(snapshot, req.model)
-    scores, guard_failed = await screen(gw, model, req.texts())
-    decision = decide(snapshot, principal, model, scores, guard_failed, now, req)
-    adm = Admitted(snapshot, principal, model, scores, decision, started, prompt_digest(req), req)
-    label = "allow" if decision.allowed else ("guard_block" if _is_guard_block(decision, scores) else "deny")
-    gw.metrics.decisions.labels(model.name, label).inc()
-    if not decision.allowed:
-        err = denial(decision, scores, model.name)
-        await record(gw, entry(req, kind="decision", decision=label, adm=adm, status=403,
-                               error="; ".join(decision.errors)), req)
-        raise err
-    await limit(gw, adm, req)
-    return adm
+    trace = _begin_trace(gw, req, traceparent, operation)
+    try:
+        t = time.time_ns()
+        snapshot = gw.snapshots.current
+        now = datetime.now(timezone.utc)
+        principal = identify(snapshot, api_key, now)
+        model = find_model(snapshot, req.model)
+        t = _stage(trace, "identity", t)
+        scores, guard_failed = await screen(gw, model, req.texts())
+        t = _stage(trace, "guard", t)
+        decision = decide(snapshot, principal, model, scores, guard_failed, now, req)
+        t = _stage(trace, "policy", t, **{"clearance.decision.allowed": decision.allowed})
+        adm = Admitted(snapshot, principal, model, scores, decision, started, prompt_digest(req), req, trace=trace)
+        label = "allow" if decision.allowed else ("guard_block" if _is_guard_block(decision, scores) else "deny")
+        gw.metrics.decisions.labels(model.name, label).inc()
+        if not decision.allowed:
+            err = denial(decision, scores, model.name)
+            await record(gw, entry(req, kind="decision", decision=label, adm=adm, status=403,
+                                   error="; ".join(decision.errors)), req)
+            raise err
+        await limit(gw, adm, req)
+        _stage(trace, "limits", t)
+        return adm
+    except ApiError as err:  # refused before an entry ended its trace (401, 404, ...)
+        if trace is not None and gw.traces.pop(req.request_id, None) is not None:
+            trace.end(err.status, {"error.type": err.code})
+        raise
+
+
+def _begin_trace(gw: Gateway, req: ChatRequest, traceparent: str | None, operation: str):
+    if gw.tracing is None:
+        return None
+    trace = gw.traces[req.request_id] = gw.tracing.begin(operation, req.model, req.request_id, traceparent)
+    return trace
+
+
+def _stage(trace, name: str, start_ns: int, **attributes: Any) -> int:
+    """Record a stage of a traced request that began at ``start_ns``; the time it ended (0 when not traced)."""
+    if trace is None:
+        return 0
+    trace.stage(name, start_ns, **attributes)
+    return time.time_ns()
 
 
 def permitted(gw: Gateway, req: ChatRequest, api_key: str | None) -> tuple[Principal, ModelSettings]:
@@ -407,9 +450,14 @@ async def _while_deciding(gw: Gateway, adm: Admitted, req: ChatRequest, call: An
     the request's completion entry.
     """
     decided = queue_decision(gw, adm, req)
+    t = time.time_ns() if adm.trace is not None else 0
     try:
-        return decided, await call(req, adm.model)
+        got = await call(req, adm.model)
+        if adm.trace is not None:  # got: an open stream, or (result, attempts)
+            _stage(adm.trace, "upstream", t, **{"clearance.backend": (got[0] if isinstance(got, tuple) else got).backend})
+        return decided, got
     except UpstreamError as err:
+        _stage(adm.trace, "upstream", t, **{"error.type": "upstream_error"})
         await committed(decided)
         record_later(gw, entry(req, kind="completion", decision="allow", adm=adm, status=err.status,
                                error=err.message))
@@ -426,7 +474,9 @@ async def _complete_overlapped(gw: Gateway, adm: Admitted, req: ChatRequest) -> 
     blocked = await screen_response(gw, adm, result.answer_text)
     if blocked is not None:
         gw.metrics.decisions.labels(adm.model.name, "response_block").inc()
+    t = time.time_ns() if adm.trace is not None else 0
     await committed(decided)
+    _stage(adm.trace, "audit.commit", t)
     account(gw, adm, result.usage)
     record_later(gw, _outcome(req, adm, "completion", result.backend, attempts, result.usage, result.answer_text,
                               blocked), result.answer_text)

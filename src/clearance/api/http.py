@@ -152,7 +152,7 @@ def build_routes(gw: Gateway) -> list[Route]:
     async def chat_completions(request: Request, rid: str) -> Response:
         body = await read_json(request, limit)
         req = openai_wire.parse_request(body, rid)
-        adm = await pipeline.admit(gw, req, api_key_of(request))
+        adm = await pipeline.admit(gw, req, api_key_of(request), request.headers.get("traceparent"))
         if not req.stream:
             result = await pipeline.complete(gw, adm, req)
             return json_response(openai_wire.render_result(result, req),
@@ -166,7 +166,7 @@ def build_routes(gw: Gateway) -> list[Route]:
         body = await read_json(request, limit)
         req = anthropic_wire.parse_request(body, rid, {h: v for h in anthropic_wire.FORWARDED_HEADERS
                                                        if (v := request.headers.get(h))})
-        adm = await pipeline.admit(gw, req, api_key_of(request))
+        adm = await pipeline.admit(gw, req, api_key_of(request), request.headers.get("traceparent"))
         mid = "msg_" + rid.removeprefix("req_")
         if not req.stream:
             result = await pipeline.complete(gw, adm, req)
@@ -201,7 +201,7 @@ def build_routes(gw: Gateway) -> list[Route]:
     async def embeddings(request: Request, rid: str) -> Response:
         body = await read_json(request, limit)
         req = embeddings_wire.parse_request(body, rid)
-        adm = await pipeline.admit(gw, req, api_key_of(request))
+        adm = await pipeline.admit(gw, req, api_key_of(request), request.headers.get("traceparent"), "embeddings")
         result = await pipeline.embed(gw, adm, req)
         return json_response(embeddings_wire.render_result(result, req), headers={"x-clearance-backend": result.backend})
 

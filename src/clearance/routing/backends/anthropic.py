@@ -20,6 +20,7 @@ import orjson
 
 from clearance.routing.backends import translate
 from clearance.routing.backends.base import UpstreamError, other_format_error
+from clearance.tracing import upstream_headers
 from clearance.routing.backends.transport import TRANSPORT_ERRORS, Timeouts, iter_sse_batches, transport_error
 from clearance.types import ChatChunk, ChatRequest, ChatResult, Usage
 
@@ -237,8 +238,8 @@ class AnthropicBackend:
     def _headers_for(self, req: ChatRequest) -> dict[str, str]:
         """The call's headers: a client of this format's ``anthropic-version`` and ``anthropic-beta`` go along."""
         if req.wire != "anthropic" or not req.headers:
-            return self._headers
-        return {**self._headers, **req.headers}
+            return upstream_headers(self._headers)
+        return upstream_headers({**self._headers, **req.headers})
 
     # ------------------------------------------------------------------ stream parsing
 

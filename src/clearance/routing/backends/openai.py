@@ -15,6 +15,7 @@ import orjson
 
 from clearance.routing.backends import translate
 from clearance.routing.backends.base import UpstreamError, other_format_error
+from clearance.tracing import upstream_headers
 from clearance.routing.backends.transport import TRANSPORT_ERRORS, Timeouts, iter_sse_batches, transport_error
 from clearance.types import ChatChunk, ChatRequest, ChatResult, EmbeddingResult, Usage
 
@@ -136,7 +137,7 @@ class OpenAIBackend:
     async def complete(self, req: ChatRequest, model: str) -> ChatResult:
         body = orjson.dumps(request_body(req, model))
         try:
-            async with self.session.post(self.url, data=body, headers=self.headers,
+            async with self.session.post(self.url, data=body, headers=upstream_headers(self.headers),
                                          timeout=self.timeouts.for_call()) as r:
                 status, raw = r.status, await r.read()
         except TRANSPORT_ERRORS as e:
@@ -165,7 +166,7 @@ class OpenAIBackend:
         """``POST /embeddings`` with the client's body as sent (dimensions, encoding_format, user, ...)."""
         body = orjson.dumps({**req.raw, "model": model})
         try:
-            async with self.session.post(self.embeddings_url, data=body, headers=self.headers,
+            async with self.session.post(self.embeddings_url, data=body, headers=upstream_headers(self.headers),
                                          timeout=self.timeouts.for_call()) as r:
                 status, raw = r.status, await r.read()
         except TRANSPORT_ERRORS as e:
@@ -189,7 +190,7 @@ class OpenAIBackend:
         usage: Usage | None = None
         done = False
         try:
-            async with self.session.post(self.url, data=body, headers=self.headers,
+            async with self.session.post(self.url, data=body, headers=upstream_headers(self.headers),
                                          timeout=self.timeouts.for_stream()) as r:
                 if r.status != 200:
                     raise status_error(self.name, r.status, await r.read())
