@@ -51,7 +51,7 @@ def finish_reason(stop_reason: str | None) -> str:
 
 
 # Fields of an OpenAI-format request this backend cannot yet translate: refused, never dropped.
-_OPENAI_ONLY_PARAMS = ("logprobs", "top_logprobs")
+_OPENAI_ONLY_PARAMS = ("logprobs", "top_logprobs", "reasoning_effort")
 # Client hints the gateway reads and does not forward (see api/anthropic.py).
 _NOT_FORWARDED = frozenset({"service_tier", "speed", "user_profile_id", "workspace_id", "diagnostics"})
 
@@ -60,6 +60,9 @@ def _refuse_openai_only(req: ChatRequest) -> None:
     for name in _OPENAI_ONLY_PARAMS:
         if req.params.get(name) not in (None, False):
             raise other_format_error(name)
+    fmt = req.params.get("response_format")  # structured output: plain text is all this backend can promise
+    if fmt is not None and not (isinstance(fmt, dict) and fmt.get("type") == "text"):
+        raise other_format_error("response_format")
 
 
 def build_body(req: ChatRequest, model: str, *, stream: bool) -> dict[str, Any]:
