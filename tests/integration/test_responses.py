@@ -46,7 +46,7 @@ def world(tmp_path_factory):
                           policy={"files": ["allow.cedar"]})
     key = add_persona(config, "alice", "acme")
     gw = start_gateway(config)
-    yield {"gw": gw, "key": key, "oa": oa, "an": an}
+    yield {"gw": gw, "key": key, "oa": oa, "an": an, "urls": urls}
     gw.stop()
     for s in servers:
         s.should_exit = True
@@ -202,3 +202,18 @@ def test_errors_before_the_stream_are_json(world):
     r = httpx.post(world["gw"].url + "/v1/responses", json={"model": "no-such", "input": "Hi"},
                    headers={"authorization": f"Bearer {world['key']}"})
     assert r.status_code == 404 and r.json()["error"]["param"] == "model"
+
+
+
+def test_a_stream_that_breaks_ends_with_error_and_failed(world, oai):
+    control = world["urls"]["oa"] + "/_control"
+    httpx.post(control, json={"mode": "break_stream", "break_after": 3}).raise_for_status()
+    try:
+        events = list(oai.responses.create(model="gpt-sim", input="Say hello", stream=True))
+    finally:
+        httpx.post(control, json={"mode": "ok"}).raise_for_status()
+    kinds = [e.type for e in events]
+    assert "response.output_text.delta" in kinds and "response.completed" not in kinds
+    assert kinds[-2:] == ["error", "response.failed"]
+    assert events[-2].request_id and "upstream stream failed" in events[-2].message
+    assert events[-1].response.status == "failed"
