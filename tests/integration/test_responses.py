@@ -95,7 +95,8 @@ def test_function_tool_round_trip_through_an_anthropic_backend(world, oai):
     first_sent = world["an"].requests[-2]
     assert first_sent["path"] == "/v1/messages"
     body = first_sent["body"]
-    assert body["tools"] == [AS_ANTHROPIC] and body["tool_choice"] == {"type": "auto", "disable_parallel_tool_use": True}
+    assert body["tools"] == [AS_ANTHROPIC]
+    assert body["tool_choice"] == {"type": "auto", "disable_parallel_tool_use": True}
     assert body["system"] == "Be brief." and body["max_tokens"] == 300 and body["metadata"] == {"user_id": "u-1"}
     assert call.call_id.startswith("toolu_sim")
     assert world["an"].last["body"]["messages"][1:] == [

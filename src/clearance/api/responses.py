@@ -11,7 +11,8 @@ stream becomes the Responses event sequence (``responses_stream.py``).
 
 The gateway keeps no state: ``previous_response_id``, ``conversation``, stored
 prompts and item references are refused with a 400 naming the field, and
-``store`` is accepted but nothing is stored (the answer says ``store: false``).
+``store`` is accepted but nothing is stored (the answer says ``store: false``);
+an earlier answer's item ids, statuses and reasoning items are accepted and not sent on.
 Built-in tools (web search, file search, computer use, ...) are refused, as is
 every field this module does not know: nothing is dropped silently.
 """
@@ -160,6 +161,13 @@ def _function_call_output(item: dict[str, Any], where: str) -> dict[str, Any]:
     return {"role": "tool", "tool_call_id": _string(item, "call_id", where), "content": output}
 
 
+def _reasoning(item: dict[str, Any], where: str) -> None:
+    """An earlier answer's reasoning, as this gateway returned it: chat completions has no place for it
+    (a model's own reasoning is not sent back to it), so it is accepted and not sent on.  Reasoning
+    encrypted by a provider means something only to that provider's stored state, and is refused."""
+    _only(item, {"type", "id", "summary", "content", "status"}, where)
+
+
 def _input(value: Any) -> list[dict[str, Any]]:
     """Chat-completions messages for the ``input`` string or items."""
     if isinstance(value, str):
@@ -178,6 +186,8 @@ def _input(value: Any) -> list[dict[str, Any]]:
             _function_call(out, item, where)
         elif kind == "function_call_output":
             out.append(_function_call_output(item, where))
+        elif kind == "reasoning":
+            _reasoning(item, where)
         elif kind == "item_reference":
             raise bad_request(f"{where}: item references are not supported ({_STATELESS})", where)
         else:
@@ -389,6 +399,10 @@ def render_result(result: ChatResult, req: ChatRequest, echo: Echo) -> dict[str,
     message = choice["message"]
     rid = req.request_id
     output: list[dict[str, Any]] = []
+    reasoning = message.get("reasoning_content") or message.get("reasoning")
+    if isinstance(reasoning, str) and reasoning:  # what vLLM, Ollama and others return of a model's reasoning
+        output.append({"type": "reasoning", "id": item_id("rs", rid, 0), "status": "completed", "summary": [],
+                       "content": [{"type": "reasoning_text", "text": reasoning}]})
     content: list[dict[str, Any]] = []
     if message.get("content"):
         logprobs = (choice.get("logprobs") or {}).get("content") if echo.logprobs else None
@@ -397,8 +411,8 @@ def render_result(result: ChatResult, req: ChatRequest, echo: Echo) -> dict[str,
     if message.get("refusal"):
         content.append({"type": "refusal", "refusal": message["refusal"]})
     if content:
-        output.append({"type": "message", "id": item_id("msg", rid, 0), "status": "completed", "role": "assistant",
-                       "content": content})
+        output.append({"type": "message", "id": item_id("msg", rid, len(output)), "status": "completed",
+                       "role": "assistant", "content": content})
     for call in message.get("tool_calls") or ():
         fn = call.get("function") or {}
         output.append({"type": "function_call", "id": item_id("fc", rid, len(output)), "call_id": call.get("id"),

@@ -7,7 +7,8 @@ text) into the events the ``openai`` SDK and the Agents SDK read:
 ``response.output_item.added``, its content parts (``response.content_part.added``,
 ``response.output_text.delta`` / ``.done``, ``response.content_part.done``) or its
 arguments (``response.function_call_arguments.delta`` / ``.done``) and
-``response.output_item.done``, and finally ``response.completed`` (or
+``response.output_item.done`` (a model's reasoning, from an upstream that sends it, is a
+``reasoning`` item with ``response.reasoning_text.delta`` / ``.done``), and finally ``response.completed`` (or
 ``response.incomplete``) with usage.  Every event carries a ``sequence_number``.
 A stream that breaks after it started ends with an ``error`` event and
 ``response.failed``, never a clean completion.
@@ -46,7 +47,7 @@ class _Events:
         self.req, self.echo = req, echo
         self.seq = 0
         self.output: list[dict[str, Any]] = []
-        self.message: dict[str, Any] | None = None  # the open message item
+        self.item: dict[str, Any] | None = None  # the open message or reasoning item
         self.part: dict[str, Any] | None = None  # its open content part
         self.logprobs: list[dict[str, Any]] = []  # of the open output_text part
         self.calls: dict[int, dict[str, Any]] = {}  # chat tool-call index -> its function_call item
@@ -64,62 +65,71 @@ class _Events:
     def _where(self, item: dict[str, Any]) -> dict[str, Any]:
         return {"item_id": item["id"], "output_index": self.output.index(item)}
 
-    # -- message items and their parts
+    # -- message and reasoning items, and their content parts
 
     def _part(self, kind: str) -> bytes:
-        """Make sure the open message has an open part of ``kind`` (output_text or refusal)."""
+        """Make sure an item is open with an open part of ``kind``: output_text or refusal in a message,
+        reasoning_text in a reasoning item."""
         out = b""
-        if self.message is None:
+        item_type = "reasoning" if kind == "reasoning_text" else "message"
+        if self.item is not None and self.item["type"] != item_type:
+            out += self._close_item()
+        if self.item is None:
             out += self._close_call()
-            self.message = {"type": "message", "id": item_id("msg", self.req.request_id, len(self.output)),
-                            "status": "in_progress", "role": "assistant", "content": []}
-            out += self._add(self.message)
+            if item_type == "message":
+                self.item = {"type": "message", "id": item_id("msg", self.req.request_id, len(self.output)),
+                             "status": "in_progress", "role": "assistant", "content": []}
+            else:
+                self.item = {"type": "reasoning", "id": item_id("rs", self.req.request_id, len(self.output)),
+                             "status": "in_progress", "summary": [], "content": []}
+            out += self._add(self.item)
         if self.part is not None and self.part["type"] != kind:
             out += self._close_part()
         if self.part is None:
-            self.part = text_part("", None) if kind == "output_text" else {"type": "refusal", "refusal": ""}
+            self.part = text_part("", None) if kind == "output_text" else \
+                {"type": "refusal", "refusal": ""} if kind == "refusal" else {"type": kind, "text": ""}
             self.logprobs = []
-            out += self.event("response.content_part.added", **self._where(self.message),
-                              content_index=len(self.message["content"]), part=self.part)
+            out += self.event("response.content_part.added", **self._where(self.item),
+                              content_index=len(self.item["content"]), part=self.part)
         return out
 
-    def text(self, delta: str, logprobs: list | None) -> bytes:
-        out = self._part("output_text")
-        self.part["text"] += delta
-        shown = logprobs if self.echo.logprobs and logprobs else []
-        self.logprobs.extend(shown)
-        return out + self.event("response.output_text.delta", **self._where(self.message),
-                                content_index=len(self.message["content"]), delta=delta,
-                                logprobs=[{k: v for k, v in lp.items() if k != "bytes"} for lp in shown])
+    def _delta(self, kind: str, event: str, delta: str, **fields: Any) -> bytes:
+        out = self._part(kind)
+        self.part["refusal" if kind == "refusal" else "text"] += delta
+        return out + self.event(event, **self._where(self.item), content_index=len(self.item["content"]),
+                                delta=delta, **fields)
 
-    def refusal(self, delta: str) -> bytes:
-        out = self._part("refusal")
-        self.part["refusal"] += delta
-        return out + self.event("response.refusal.delta", **self._where(self.message),
-                                content_index=len(self.message["content"]), delta=delta)
+    def text(self, delta: str, logprobs: list | None) -> bytes:
+        shown = logprobs if self.echo.logprobs and logprobs else []
+        out = self._delta("output_text", "response.output_text.delta", delta,
+                          logprobs=[{k: v for k, v in lp.items() if k != "bytes"} for lp in shown])
+        self.logprobs.extend(shown)
+        return out
 
     def _close_part(self) -> bytes:
         part, self.part = self.part, None
         if part is None:
             return b""
-        where = {**self._where(self.message), "content_index": len(self.message["content"])}
+        where = {**self._where(self.item), "content_index": len(self.item["content"])}
         if part["type"] == "output_text":
             if self.echo.logprobs:
                 part["logprobs"] = self.logprobs
             out = self.event("response.output_text.done", **where, text=part["text"],
                              logprobs=[{k: v for k, v in lp.items() if k != "bytes"} for lp in self.logprobs])
-        else:
+        elif part["type"] == "refusal":
             out = self.event("response.refusal.done", **where, refusal=part["refusal"])
-        self.message["content"].append(part)
+        else:
+            out = self.event("response.reasoning_text.done", **where, text=part["text"])
+        self.item["content"].append(part)
         return out + self.event("response.content_part.done", **where, part=part)
 
-    def _close_message(self) -> bytes:
-        if self.message is None:
+    def _close_item(self) -> bytes:
+        if self.item is None:
             return b""
         out = self._close_part()
-        message, self.message = self.message, None
-        message["status"] = "completed"
-        return out + self.event("response.output_item.done", output_index=self.output.index(message), item=message)
+        item, self.item = self.item, None
+        item["status"] = "completed"
+        return out + self.event("response.output_item.done", output_index=self.output.index(item), item=item)
 
     # -- function_call items
 
@@ -128,7 +138,7 @@ class _Events:
         fn = call.get("function") or {}
         out = b""
         if index not in self.calls:
-            out += self._close_message() + self._close_call()
+            out += self._close_item() + self._close_call()
             item = {"type": "function_call", "id": item_id("fc", self.req.request_id, len(self.output)),
                     "call_id": call.get("id") or "", "name": fn.get("name") or "", "arguments": "",
                     "status": "in_progress"}
@@ -158,10 +168,13 @@ class _Events:
     def chunk(self, c: ChatChunk, tool_index: dict[int, int]) -> bytes:
         out = b""
         for delta, logprobs in _deltas(c, tool_index):
+            reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+            if isinstance(reasoning, str) and reasoning:  # vLLM, Ollama and others stream reasoning so
+                out += self._delta("reasoning_text", "response.reasoning_text.delta", reasoning)
             if delta.get("content"):
                 out += self.text(delta["content"], logprobs)
             if delta.get("refusal"):
-                out += self.refusal(delta["refusal"])
+                out += self._delta("refusal", "response.refusal.delta", delta["refusal"])
             for call in delta.get("tool_calls") or ():
                 out += self.tool_call(call)
         return out
@@ -172,7 +185,7 @@ class _Events:
                 + self.event("response.in_progress", response=snapshot))
 
     def finish(self, finish_reason: str | None, usage: Usage | None) -> bytes:
-        out = self._close_message() + self._close_call()
+        out = self._close_item() + self._close_call()
         status, incomplete = status_of(finish_reason)
         final = response(self.echo, self.req.request_id, self.req.model, status=status, output=self.output,
                          u=usage or Usage(), incomplete=incomplete)

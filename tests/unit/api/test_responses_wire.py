@@ -85,7 +85,8 @@ def test_text_format_reasoning_and_logprobs_map_to_chat_parameters():
     ({"model": "m", "input": "x", "text": {"format": {"type": "grammar"}}}, "text.format"),
     ({"model": "m", "input": "x", "max_output_tokens": 0}, "max_output_tokens"),
     ({"model": "m", "input": [{"type": "item_reference", "id": "msg_1"}]}, "input[0]"),
-    ({"model": "m", "input": [{"type": "reasoning", "summary": []}]}, "input[0]"),
+    ({"model": "m", "input": [{"type": "reasoning", "summary": [], "encrypted_content": "x"}]},
+     "input[0].encrypted_content"),
     ({"model": "m", "input": [{"role": "wizard", "content": "x"}]}, "input[0].role"),
     ({"model": "m", "input": [{"role": "user", "content": [{"type": "input_file", "file_id": "f"}]}]},
      "input[0].content[0]"),
@@ -217,3 +218,34 @@ def test_length_finish_is_incomplete():
     events = _events([ChatChunk(delta="Hi"), ChatChunk(finish_reason="length")])
     assert events[-1]["type"] == "response.incomplete"
     assert events[-1]["response"]["incomplete_details"] == {"reason": "max_output_tokens"}
+
+
+def test_reasoning_from_an_openai_compatible_upstream_becomes_a_reasoning_item():
+    req, echo = parse_request({"model": "m", "input": "x"}, "req_1")
+    raw = {"index": 0, "finish_reason": "stop",
+           "message": {"role": "assistant", "content": "42", "reasoning_content": "Six times seven."}}
+    out = render_result(ChatResult("42", raw=raw, raw_wire="openai"), req, echo)
+    reasoning, message = out["output"]
+    assert reasoning["type"] == "reasoning" and reasoning["content"] == [{"type": "reasoning_text",
+                                                                          "text": "Six times seven."}]
+    assert message["id"] == "msg_1_1" and message["content"][0]["text"] == "42"
+
+    def piece(**delta):
+        return ChatChunk(raw=({"index": 0, "delta": delta},), raw_wire="openai")
+
+    events = _events([piece(reasoning="Six "), piece(reasoning="times seven."), piece(content="42"),
+                      ChatChunk(finish_reason="stop")])
+    kinds = [e["type"] for e in events]
+    assert kinds.count("response.reasoning_text.delta") == 2 and kinds.count("response.output_item.done") == 2
+    done = next(e for e in events if e["type"] == "response.reasoning_text.done")
+    assert done["text"] == "Six times seven." and done["output_index"] == 0
+    assert [o["type"] for o in events[-1]["response"]["output"]] == ["reasoning", "message"]
+
+
+def test_replayed_reasoning_items_are_accepted_and_not_sent_on():
+    req, _ = parse_request({"model": "m", "input": [
+        {"role": "user", "content": "x"},
+        {"type": "reasoning", "id": "rs_1_0", "summary": [],
+         "content": [{"type": "reasoning_text", "text": "thinking"}]},
+        {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "42"}]}]}, "req_1")
+    assert [(m.role, m.content) for m in req.messages] == [("user", "x"), ("assistant", "42")]
