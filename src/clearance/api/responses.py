@@ -137,7 +137,7 @@ def _function_call(out: list[dict[str, Any]], item: dict[str, Any], where: str) 
     call = {"id": _string(item, "call_id", where), "type": "function",
             "function": {"name": _string(item, "name", where), "arguments": _string(item, "arguments", where)}}
     last = out[-1] if out else None
-    if last is not None and last["role"] == "assistant" and isinstance(last.get("content"), (str, type(None))):
+    if last is not None and last["role"] == "assistant":
         last.setdefault("tool_calls", []).append(call)
         if last.get("content") == "":
             last["content"] = None
@@ -229,7 +229,7 @@ def _tool_choice(choice: Any) -> Any:
 def _response_format(text: Any) -> dict[str, Any] | None:
     if not isinstance(text, dict):
         raise bad_request("'text' must be an object", "text")
-    _only(text, {"format"}, "text")
+    _only(text, {"format", "verbosity"}, "text")
     fmt = text.get("format")
     if fmt is None:
         return None
@@ -284,8 +284,8 @@ def parse_request(body: Any, request_id: str) -> tuple[ChatRequest, Echo]:
         raise bad_request("'instructions' must be a string", "instructions")
     chat["messages"] = ([{"role": "system", "content": instructions}] if instructions else []) + \
         _input(body.get("input"))
-    if "tools" in body:
-        chat["tools"] = _tools(body["tools"])
+    if "tools" in body and (tools := _tools(body["tools"])):  # an empty list offers nothing (and chat refuses it)
+        chat["tools"] = tools
     if "tool_choice" in body:
         chat["tool_choice"] = _tool_choice(body["tool_choice"])
     if "parallel_tool_calls" in body:
@@ -331,12 +331,18 @@ def parse_request(body: Any, request_id: str) -> tuple[ChatRequest, Echo]:
         chat["top_logprobs"] = top
     if "text" in body and (fmt := _response_format(body["text"])) is not None:
         chat["response_format"] = fmt
-    effort = _reasoning_effort(body["reasoning"]) if "reasoning" in body else None
-    if effort is not None:
-        chat["reasoning_effort"] = effort
-    req = openai_wire.parse_request(chat, request_id)
-    if effort is not None:  # a chat-completions parameter the chat surface does not read yet
-        req = dataclasses.replace(req, params={**req.params, "reasoning_effort": effort})
+    # chat-completions parameters the chat surface's parser does not read yet
+    later: dict[str, Any] = {}
+    if "reasoning" in body and (effort := _reasoning_effort(body["reasoning"])) is not None:
+        later["reasoning_effort"] = effort
+    verbosity = body.get("text", {}).get("verbosity")
+    if verbosity is not None:
+        if verbosity not in ("low", "medium", "high"):
+            raise bad_request("text.verbosity must be low, medium or high", "text.verbosity")
+        later["verbosity"] = verbosity
+    req = openai_wire.parse_request({**chat, **later}, request_id)
+    if later:
+        req = dataclasses.replace(req, params={**req.params, **later})
     return req, Echo(body, int(time.time()), logprobs)
 
 

@@ -249,3 +249,23 @@ def test_replayed_reasoning_items_are_accepted_and_not_sent_on():
          "content": [{"type": "reasoning_text", "text": "thinking"}]},
         {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "42"}]}]}, "req_1")
     assert [(m.role, m.content) for m in req.messages] == [("user", "x"), ("assistant", "42")]
+
+
+def test_verbosity_and_an_empty_tool_list():
+    req, _ = parse_request({"model": "m", "input": "x", "tools": [], "text": {"verbosity": "low"}}, "req_1")
+    assert req.params == {"verbosity": "low"}  # no empty tools list goes upstream
+    with pytest.raises(ApiError) as e:
+        parse_request({"model": "m", "input": "x", "text": {"verbosity": "loud"}}, "req_1")
+    assert e.value.param == "text.verbosity"
+
+
+def test_a_function_call_joins_the_assistant_message_before_it():
+    req, _ = parse_request({"model": "m", "input": [
+        {"role": "user", "content": "x"},
+        {"role": "assistant", "content": [{"type": "output_text", "text": "a"}, {"type": "output_text", "text": "b"}]},
+        {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "c1", "output": "done"},
+        {"type": "function_call", "call_id": "c2", "name": "f", "arguments": "{}"}]}, "req_1")
+    assert [m.role for m in req.messages] == ["user", "assistant", "tool", "assistant"]
+    assert [c["id"] for c in req.messages[1].extra["tool_calls"]] == ["c1"]
+    assert req.messages[1].extra["content"] == [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]

@@ -51,7 +51,7 @@ def finish_reason(stop_reason: str | None) -> str:
 
 
 # Fields of an OpenAI-format request this backend cannot yet translate: refused, never dropped.
-_OPENAI_ONLY_PARAMS = ("logprobs", "top_logprobs", "reasoning_effort")
+_OPENAI_ONLY_PARAMS = ("logprobs", "top_logprobs", "reasoning_effort", "verbosity")
 # Client hints the gateway reads and does not forward (see api/anthropic.py).
 _NOT_FORWARDED = frozenset({"service_tier", "speed", "user_profile_id", "workspace_id", "diagnostics"})
 
