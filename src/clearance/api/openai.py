@@ -21,7 +21,8 @@ _KNOWN = {"model", "messages", "stream", "max_tokens", "max_completion_tokens", 
           "stop", "stream_options", "n"}
 # Parameters passed through to OpenAI-compatible backends when present.
 _PASSTHROUGH = {"presence_penalty", "frequency_penalty", "seed", "response_format", "tools", "tool_choice",
-                "logit_bias", "logprobs", "top_logprobs", "user", "parallel_tool_calls", "metadata"}
+                "logit_bias", "logprobs", "top_logprobs", "user", "parallel_tool_calls", "metadata",
+                "reasoning_effort", "verbosity"}
 _ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
 
 

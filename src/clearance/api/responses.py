@@ -331,19 +331,14 @@ def parse_request(body: Any, request_id: str) -> tuple[ChatRequest, Echo]:
         chat["top_logprobs"] = top
     if "text" in body and (fmt := _response_format(body["text"])) is not None:
         chat["response_format"] = fmt
-    # chat-completions parameters the chat surface's parser does not read yet
-    later: dict[str, Any] = {}
     if "reasoning" in body and (effort := _reasoning_effort(body["reasoning"])) is not None:
-        later["reasoning_effort"] = effort
+        chat["reasoning_effort"] = effort
     verbosity = body.get("text", {}).get("verbosity")
     if verbosity is not None:
         if verbosity not in ("low", "medium", "high"):
             raise bad_request("text.verbosity must be low, medium or high", "text.verbosity")
-        later["verbosity"] = verbosity
-    req = openai_wire.parse_request({**chat, **later}, request_id)
-    if later:
-        req = dataclasses.replace(req, params={**req.params, **later})
-    return req, Echo(body, int(time.time()), logprobs)
+        chat["verbosity"] = verbosity
+    return openai_wire.parse_request(chat, request_id), Echo(body, int(time.time()), logprobs)
 
 
 # --------------------------------------------------------------------------- response
