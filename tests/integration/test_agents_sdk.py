@@ -76,6 +76,24 @@ def test_agent_calls_its_tool_and_answers(demo, api, model, answers, streamed):
 
 
 @pytest.mark.parametrize("api", ["responses", "chat"])
+def test_a_conversation_goes_on_with_the_whole_history(demo, api):
+    # Clearance keeps no state: the second turn replays the first run's items (the tool call, its
+    # output and the assistant's message) as input, as the SDK does with sessions.
+    agent, calls = _agent(demo, api, "frontier-cyber")
+
+    async def two_turns():
+        first = await Runner.run(agent, "What is the weather in Oslo for the next two days?")
+        history = first.to_input_list()
+        assert [i.get("type") for i in history] == [None, "function_call", "function_call_output", "message"]
+        return first, await Runner.run(agent, history + [{"role": "user", "content": "And in Bergen?"}])
+
+    first, second = asyncio.run(two_turns())
+    assert len(calls) == 2 and second.final_output.startswith("[simulated frontier-lab]")
+    assert [item.type for item in second.new_items] == ["tool_call_item", "tool_call_output_item",
+                                                       "message_output_item"]
+
+
+@pytest.mark.parametrize("api", ["responses", "chat"])
 def test_an_injection_in_a_tool_result_is_stopped_by_the_guard(demo, api):
     agent, calls = _agent(demo, api, "open-local", tool_answer=JAILBREAK)
     with pytest.raises(Exception) as caught:
