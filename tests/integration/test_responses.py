@@ -218,3 +218,18 @@ def test_a_stream_that_breaks_ends_with_error_and_failed(world, oai):
     assert kinds[-2:] == ["error", "response.failed"]
     assert events[-2].request_id and "upstream stream failed" in events[-2].message
     assert events[-1].response.status == "failed"
+
+
+def test_the_simulated_upstream_also_answers_the_responses_api(world):
+    # TEST DOUBLE check: a client pointed straight at a simulated upstream gets the same behaviour.
+    direct = openai.OpenAI(base_url=world["urls"]["oa"] + "/v1", api_key="unused", max_retries=0)
+    first = direct.responses.create(model="any", input="Weather in Oslo?", tools=[WEATHER])
+    (call,) = first.output
+    assert call.type == "function_call" and json.loads(call.arguments) == ARGS
+    history = [{"role": "user", "content": "Weather in Oslo?"},
+               call.model_dump(exclude_none=True),
+               {"type": "function_call_output", "call_id": call.call_id, "output": "Snow"}]
+    with direct.responses.stream(model="any", input=history, tools=[WEATHER]) as stream:
+        text = "".join(e.delta for e in stream if e.type == "response.output_text.delta")
+        final = stream.get_final_response()
+    assert text.startswith("[simulated oa-sim]") and final.output_text == text
