@@ -26,6 +26,8 @@ from clearance import pipeline
 from clearance.api import anthropic as anthropic_wire
 from clearance.api import embeddings as embeddings_wire
 from clearance.api import openai as openai_wire
+from clearance.api import responses as responses_wire
+from clearance.api import responses_stream
 from clearance.api.errors import ApiError, bad_request
 from clearance.identity.keys import redact
 from clearance.pipeline import Gateway
@@ -162,6 +164,17 @@ def build_routes(gw: Gateway) -> list[Route]:
         include_usage = bool(options.get("include_usage")) if isinstance(options, dict) else False
         return _sse(openai_wire.render_stream(chunks, req, include_usage), backend)
 
+    async def responses(request: Request, rid: str) -> Response:
+        body = await read_json(request, limit)
+        req, echo = responses_wire.parse_request(body, rid)
+        adm = await pipeline.admit(gw, req, api_key_of(request), request.headers.get("traceparent"))
+        if not req.stream:
+            result = await pipeline.complete(gw, adm, req)
+            return json_response(responses_wire.render_result(result, req, echo),
+                                 headers={"x-clearance-backend": result.backend})
+        backend, chunks = await pipeline.open_stream(gw, adm, req)
+        return _sse(responses_stream.render_stream(chunks, req, echo), backend)
+
     async def messages(request: Request, rid: str) -> Response:
         body = await read_json(request, limit)
         req = anthropic_wire.parse_request(body, rid, {h: v for h in anthropic_wire.FORWARDED_HEADERS
@@ -236,6 +249,7 @@ def build_routes(gw: Gateway) -> list[Route]:
 
     return [
         route("/v1/chat/completions", "chat_completions", "openai", chat_completions, ["POST"]),
+        route("/v1/responses", "responses", "openai", responses, ["POST"]),
         route("/v1/messages", "messages", "anthropic", messages, ["POST"]),
         route("/v1/models", "models", "openai", models, ["GET"]),
         route("/v1/models/{model_id:path}", "model", "openai", model, ["GET"]),

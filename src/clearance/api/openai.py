@@ -9,7 +9,7 @@ started ends with an ``error`` event, never a clean ``[DONE]``.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import orjson
@@ -164,27 +164,32 @@ def render_result(result: ChatResult, req: ChatRequest) -> dict[str, Any]:
     }
 
 
-def _translated_frames(c: ChatChunk, chunk, tool_index: dict[int, int]) -> bytes:
-    """An Anthropic upstream's streamed blocks as OpenAI deltas: text, and tool_use as tool_calls."""
-    out = b""
+def anthropic_deltas(c: ChatChunk, tool_index: dict[int, int]) -> Iterator[dict[str, Any]]:
+    """An Anthropic upstream's streamed blocks as chat-completions deltas: text, and tool_use as tool_calls.
+
+    ``tool_index`` maps the stream's tool_use block indexes to tool-call indexes (kept by the caller).
+    """
     for event in c.raw:
         kind, index = event.get("type"), event.get("index")
         if kind == "content_block_start":
             block = event.get("content_block") or {}
             if block.get("type") == "tool_use":
                 tool_index[index] = len(tool_index)
-                out += chunk({"tool_calls": [{"index": tool_index[index], "id": block.get("id"), "type": "function",
-                                              "function": {"name": block.get("name"), "arguments": ""}}]}, None)
+                yield {"tool_calls": [{"index": tool_index[index], "id": block.get("id"), "type": "function",
+                                       "function": {"name": block.get("name"), "arguments": ""}}]}
             elif block.get("type") == "text" and block.get("text"):
-                out += chunk({"content": block["text"]}, None)
+                yield {"content": block["text"]}
         elif kind == "content_block_delta":
             delta = event.get("delta") or {}
             if delta.get("type") == "text_delta" and delta.get("text"):
-                out += chunk({"content": delta["text"]}, None)
+                yield {"content": delta["text"]}
             elif delta.get("type") == "input_json_delta" and index in tool_index and delta.get("partial_json"):
-                out += chunk({"tool_calls": [{"index": tool_index[index],
-                                              "function": {"arguments": delta["partial_json"]}}]}, None)
-    return out
+                yield {"tool_calls": [{"index": tool_index[index], "function": {"arguments": delta["partial_json"]}}]}
+
+
+def _translated_frames(c: ChatChunk, chunk, tool_index: dict[int, int]) -> bytes:
+    """An Anthropic upstream's streamed blocks as OpenAI chunks."""
+    return b"".join(chunk(delta, None) for delta in anthropic_deltas(c, tool_index))
 
 
 def _raw_frames(c: ChatChunk, chunk) -> bytes:

@@ -1,10 +1,10 @@
 """SIMULATED upstream model servers, for the demo and the tests only.
 
 No model weights can be shipped, so the demo's "models" are these small
-servers.  They speak the OpenAI chat completions API and the Anthropic
-Messages API, answer every prompt with deterministic text, and have no
-safety behaviour of their own: any refusal seen through the demo comes from
-Clearance.  When a request offers tools and its last message is not a tool
+servers.  They speak the OpenAI chat completions API, the Anthropic
+Messages API and the OpenAI Responses API (``upstream_responses.py``),
+answer every prompt with deterministic text, and have no safety behaviour of
+their own: any refusal seen through the demo comes from Clearance.  When a request offers tools and its last message is not a tool
 result, they answer with a call to the first tool offered (arguments with a
 placeholder for each required property); after a tool result they answer with
 text.  Asked for ``logprobs`` (OpenAI format), they send a made-up logprob per
@@ -278,11 +278,14 @@ def create_upstream_app(provider: str) -> Starlette:
         return Response(orjson.dumps({"provider": provider, "mode": state.mode, "calls": state.calls}),
                         media_type="application/json")
 
+    from clearance.demo.upstream_responses import responses_endpoint  # it imports this module's helpers
+
     return Starlette(routes=[
         Route("/v1/chat/completions", chat, methods=["POST"]),
         Route("/v1/messages", messages, methods=["POST"]),
         Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
         Route("/v1/embeddings", embeddings, methods=["POST"]),
+        Route("/v1/responses", responses_endpoint(provider, state, misbehave), methods=["POST"]),
         Route("/_control", control, methods=["POST"]),
         Route("/_control", status, methods=["GET"]),
     ])

@@ -111,3 +111,9 @@ def test_stream_broken_midway_ends_with_error_not_done():
     events = _collect(render_stream(chunks(), req, include_usage=True))
     assert b"[DONE]" not in events[-1]
     assert orjson.loads(events[-1][6:])["error"]["code"] == "stream_interrupted"
+
+
+def test_reasoning_effort_and_verbosity_are_forwarded():
+    req = parse_request({"model": "m", "messages": [{"role": "user", "content": "x"}], "reasoning_effort": "low",
+                         "verbosity": "high"}, "req_1")
+    assert req.params == {"reasoning_effort": "low", "verbosity": "high"}

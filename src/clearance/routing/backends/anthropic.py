@@ -68,8 +68,9 @@ def _refuse_openai_only(req: ChatRequest) -> None:
     for name, value in req.params.items():
         if name in _TRANSLATED_PARAMS or name in _OPENAI_HINTS or value is None:
             continue
-        if name == "logprobs" and value is False:
-            continue
+        if (name == "logprobs" and value is False) or (name == "response_format" and isinstance(value, dict)
+                                                         and value.get("type") == "text"):
+            continue  # the same as not asking: plain text is what this backend answers
         raise other_format_error(name)
 
 
