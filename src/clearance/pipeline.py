@@ -87,7 +87,16 @@ def identify(snapshot: Snapshot, api_key: str | None, now: datetime) -> Principa
         raise ApiError(401, "API key has been revoked", type="authentication_error", code="revoked_api_key")
     if record.expires_at is not None and _aware(record.expires_at) <= now:
         raise ApiError(401, "API key has expired", type="authentication_error", code="expired_api_key")
+    if record.refusal:
+        raise refused(record.refusal, record.principal.user_id, record.principal.org_id)
     return record.principal
+
+
+def refused(refusal: str, user: str, org: str) -> ApiError:
+    """The 403 for a disabled or deleted user, or a user of a disabled org."""
+    what = {"user_disabled": f"user {user!r} is disabled", "user_deleted": f"user {user!r} has been deleted",
+            "org_disabled": f"organisation {org!r} is disabled"}.get(refusal, f"user {user!r} may not use the gateway")
+    return ApiError(403, what, type="permission_error", code=refusal)
 
 
 def _aware(t: datetime) -> datetime:
