@@ -64,6 +64,16 @@ def build_audit(config: Config, engine):
     return open_audit_log(config, engine)
 
 
+def build_tokens(config: Config, sessions, gw: Gateway):
+    """The OIDC token verifier, or None when no issuer is configured (API keys only)."""
+    if not config.identity.oidc:
+        return None
+    from clearance.identity.provision import Provisioner
+    from clearance.identity.tokens import TokenVerifier
+
+    return TokenVerifier(config.identity, Provisioner(sessions, gw.snapshots, gw.audit))
+
+
 def create_app(config: Config, freeze_after_start: bool = False) -> Starlette:
     config.state_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(config.db_url)
@@ -73,11 +83,14 @@ def create_app(config: Config, freeze_after_start: bool = False) -> Starlette:
     router = Router(build_backends(config), {b.name: b for b in config.backends}, metrics.observe_upstream)
     gw = Gateway(config=config, snapshots=SnapshotHolder(sessions, config), router=router, metrics=metrics,
                  guard=build_guard(config), audit=build_audit(config, engine))
+    gw.tokens = build_tokens(config, sessions, gw)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app):
         session = make_session()
         router.bind(session)
+        if gw.tokens is not None:
+            gw.tokens.bind(session)
         gw.snapshots.start()
         if gw.audit is not None:
             gw.audit.start()

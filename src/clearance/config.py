@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from clearance.audit.settings import AuditSettings
 from clearance.guard.settings import GuardSettings
+from clearance.identity.settings import IdentitySettings
 from clearance.policy.settings import PolicySettings
 
 
@@ -83,6 +84,7 @@ class Config(_Strict):
     policy: PolicySettings = Field(default_factory=PolicySettings)
     guard: GuardSettings = Field(default_factory=GuardSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
+    identity: IdentitySettings = Field(default_factory=IdentitySettings)
 
     @field_validator("backends")
     @classmethod

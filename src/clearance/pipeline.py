@@ -33,6 +33,7 @@ from clearance.config import Config, ModelSettings
 from clearance.guard.base import CATEGORIES as GUARD_CATEGORIES
 from clearance.guard.context import policy_scores
 from clearance.identity.keys import hash_key
+from clearance.identity.tokens import looks_like_jwt
 from clearance.policy.engine import PolicyContext
 from clearance.routing.backends.base import UpstreamError
 from clearance.routing.router import Attempts, OpenStream, Router
@@ -59,6 +60,7 @@ class Gateway:
     metrics: Metrics
     guard: Any = None  # clearance.guard.GuardSet, or None when the guard is off
     audit: Any = None  # clearance.audit.AuditLog, or None when the audit log is off
+    tokens: Any = None  # clearance.identity.tokens.TokenVerifier, or None when no OIDC issuer is configured
 
 
 @dataclass
@@ -282,7 +284,10 @@ async def admit(gw: Gateway, req: ChatRequest, api_key: str | None) -> Admitted:
     started = time.perf_counter()
     snapshot = gw.snapshots.current
     now = datetime.now(timezone.utc)
-    principal = identify(snapshot, api_key, now)
+    if gw.tokens is not None and looks_like_jwt(api_key):  # an OIDC token; API keys start "clr_"
+        snapshot, principal = await gw.tokens.identify(gw.snapshots, api_key, now)
+    else:
+        principal = identify(snapshot, api_key, now)
     model = find_model(snapshot, req.model)
     scores, guard_failed = await screen(gw, model, req.texts())
     decision = decide(snapshot, principal, model, scores, guard_failed, now)

@@ -27,6 +27,7 @@ from clearance.api import anthropic as anthropic_wire
 from clearance.api import openai as openai_wire
 from clearance.api.errors import ApiError, bad_request
 from clearance.identity.keys import redact
+from clearance.identity.tokens import looks_like_jwt
 from clearance.pipeline import Gateway
 
 log = logging.getLogger("clearance.http")
@@ -177,7 +178,11 @@ def build_routes(gw: Gateway) -> list[Route]:
     async def models(request: Request, rid: str) -> Response:
         snapshot = gw.snapshots.current
         now = datetime.now(timezone.utc)
-        principal = pipeline.identify(snapshot, api_key_of(request), now)
+        credential = api_key_of(request)
+        if gw.tokens is not None and looks_like_jwt(credential):
+            snapshot, principal = await gw.tokens.identify(gw.snapshots, credential, now)
+        else:
+            principal = pipeline.identify(snapshot, credential, now)
         allowed = set(snapshot.policy.allowed_models(principal, now, principal.use_case))
         names = [m for m in snapshot.models if m in allowed]
         return json_response(openai_wire.render_models(names))
