@@ -131,6 +131,9 @@ def create_app(config: Config, freeze_after_start: bool = False) -> Starlette:
         routes = routes + admin_routes(gw, sessions)
     except ImportError:
         pass
+    from clearance.scim.api import scim_routes
+
+    routes = routes + scim_routes(sessions, gw.audit)
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: not_found, 405: not_allowed})
     app.state.gateway = gw
     return DirectRoutes(app, routes[:len(api_routes)])

@@ -78,6 +78,16 @@ def _org_change(fn):
     return run
 
 
+def scim_token(request, body, session, actor):
+    """Issue the org's SCIM token (shown once; the previous one stops working)."""
+    from clearance.scim.tokens import issue_token
+
+    require(actor, "org.write")
+    slug = request.path_params["slug"]
+    token = issue_token(session, slug, bool(_bool(body, "trust_verified")))
+    return {"org": slug, "token": token, "trust_verified": bool(body.get("trust_verified", False))}, 201
+
+
 update_org = _org_change(lambda s, slug, body: service.update_org(s, slug, name=_str(body, "name", False) or None))
 disable_org = _org_change(lambda s, slug, body: service.set_org_disabled(s, slug, True))
 enable_org = _org_change(lambda s, slug, body: service.set_org_disabled(s, slug, False))
@@ -246,6 +256,7 @@ def admin_routes(gw, sessions) -> list[Route]:
         r("/admin/orgs", add_org, "POST"), r("/admin/orgs", list_orgs, "GET"),
         r("/admin/orgs/{slug}", update_org, "POST"),
         r("/admin/orgs/{slug}/disable", disable_org, "POST"), r("/admin/orgs/{slug}/enable", enable_org, "POST"),
+        r("/admin/orgs/{slug}/scim-token", scim_token, "POST"),
         r("/admin/users", add_user, "POST"), r("/admin/users", list_users, "GET"),
         r("/admin/users/{user_id}", get_user, "GET"), r("/admin/users/{user_id}", update_user, "POST"),
         r("/admin/users/{user_id}/disable", disable_user, "POST"),

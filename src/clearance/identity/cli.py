@@ -104,6 +104,18 @@ org_disable = _org_switch(True)
 org_enable = _org_switch(False)
 
 
+@org.command("scim-token")
+@config_option
+@click.argument("slug")
+@click.option("--trust-verified", is_flag=True, help="Let the org's SCIM client set users' `verified`.")
+def org_scim_token(config_path: str, slug: str, trust_verified: bool) -> None:
+    """Issue the org's SCIM provisioning token (printed once; the previous one stops working)."""
+    from clearance.scim.tokens import issue_token
+
+    click.echo(run_change(open_config(config_path), lambda s: issue_token(s, slug, trust_verified)))
+    click.echo(f"SCIM token for {slug}: base URL /scim/v2; store it now, it will not be shown again", err=True)
+
+
 @org.command("join")
 @config_option
 @click.argument("slug")

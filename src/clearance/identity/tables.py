@@ -20,6 +20,9 @@ class Org(Base):
     name: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # The org's SCIM provisioning token (SHA-256), and whether SCIM may set a user's ``verified``.
+    scim_token_hash: Mapped[str | None] = mapped_column(String(64), index=True, unique=True, nullable=True)
+    scim_trust_verified: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class OrgGroup(Base):

@@ -1,6 +1,7 @@
 """Identity lifecycle and named administrators.
 
-Orgs and users can be disabled (``disabled_at``); a deleted user is a
+Orgs and users can be disabled (``disabled_at``); an org may hold the SHA-256
+of its SCIM provisioning token (and whether SCIM may set ``verified``); a deleted user is a
 tombstone (``deleted_at``) whose keys are revoked.  ``verified_until`` ends a
 user's verification at an instant, and ``source`` says who asserts the user
 ("" for the CLI or admin API, the issuer URL for users created from OIDC
@@ -22,6 +23,9 @@ down_revision = "0005"
 def upgrade() -> None:
     with op.batch_alter_table("orgs") as batch:
         batch.add_column(sa.Column("disabled_at", sa.DateTime(timezone=True), nullable=True))
+        batch.add_column(sa.Column("scim_token_hash", sa.String(64), nullable=True))
+        batch.add_column(sa.Column("scim_trust_verified", sa.Boolean, nullable=False, server_default=sa.false()))
+    op.create_index("ix_orgs_scim_token_hash", "orgs", ["scim_token_hash"], unique=True)
     with op.batch_alter_table("users") as batch:
         batch.add_column(sa.Column("disabled_at", sa.DateTime(timezone=True), nullable=True))
         batch.add_column(sa.Column("deleted_at", sa.DateTime(timezone=True), nullable=True))
@@ -48,5 +52,8 @@ def downgrade() -> None:
         batch.drop_column("verified_until")
         batch.drop_column("deleted_at")
         batch.drop_column("disabled_at")
+    op.drop_index("ix_orgs_scim_token_hash", "orgs")
     with op.batch_alter_table("orgs") as batch:
+        batch.drop_column("scim_trust_verified")
+        batch.drop_column("scim_token_hash")
         batch.drop_column("disabled_at")
