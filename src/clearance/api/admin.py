@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from starlette.requests import Request
 from starlette.routing import Route
 
 from clearance.api.admin_auth import BOOTSTRAP, admin_endpoint, require

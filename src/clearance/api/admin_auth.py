@@ -73,6 +73,12 @@ def require(actor: Actor, permission: str, org: str | None = None) -> None:
                    type="permission_error", code="forbidden")
 
 
+def _open(sessions: Callable):
+    """A session from a sessionmaker, or from a factory that returns one."""
+    s = sessions()
+    return s() if callable(s) else s
+
+
 AdminEndpoint = Callable[[Request, dict, object, Actor], tuple[object, int]]
 
 
@@ -83,12 +89,12 @@ def admin_endpoint(endpoint: AdminEndpoint, sessions: Callable, env_name: str | 
     async def run(request: Request) -> Response:
         rid = request_id(request)
         try:
+            with _open(sessions) as session:  # who is calling, before reading what they send
+                actor = authenticate(request, session, env_name)
             body = await read_json(request, 1_048_576, empty={}) if request.method == "POST" else {}
             if not isinstance(body, dict):
                 raise bad_request("request body must be a JSON object")
-            s = sessions()
-            with (s if not callable(s) else s()) as session:
-                actor = authenticate(request, session, env_name)
+            with _open(sessions) as session:
                 try:
                     result, status = endpoint(request, body, session, actor)
                     session.commit()

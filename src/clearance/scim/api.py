@@ -81,6 +81,10 @@ def scim_endpoint(fn: Callable, sessions, audit):
     async def run(request: Request) -> Response:
         rid = request_id(request)
         try:
+            with sessions() as session:  # whose token, before reading what they send
+                known = org_of_token(session, _bearer(request)) is not None
+            if not known:
+                raise ScimError(401, "invalid or missing SCIM bearer token")
             body = {}
             if request.method in ("POST", "PUT", "PATCH"):
                 body = await read_json(request, 1_048_576)
@@ -88,7 +92,7 @@ def scim_endpoint(fn: Callable, sessions, audit):
                     raise ScimError(400, "request body must be a JSON object", "invalidSyntax")
             with sessions() as session:
                 org = org_of_token(session, _bearer(request))
-                if org is None:
+                if org is None:  # the token was replaced meanwhile
                     raise ScimError(401, "invalid or missing SCIM bearer token")
                 try:
                     result, status = fn(request, body, session, org)
