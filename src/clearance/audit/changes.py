@@ -78,9 +78,11 @@ def write_sync(config, engine, changes: list[Change], actor: str, request_id: st
     """Append ``changes`` from synchronous code (the CLI), on a log opened and closed for the purpose."""
     if not changes or not config.audit.enabled:
         return
-    from clearance.audit.setup import open_audit_log
+    from clearance.audit.log import AuditLog
+    from clearance.audit.setup import signer_from_config
 
-    audit = open_audit_log(config, engine)
+    # Change entries carry no prompt or completion: no content key is needed to write them.
+    audit = AuditLog(engine, config.audit, signer_from_config(config), None)
     try:
         for e in to_entries(changes, actor, request_id):
             audit.append_sync(e)
