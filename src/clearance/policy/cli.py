@@ -44,7 +44,10 @@ def store(config: Config) -> Iterator[Session]:
         with make_sessionmaker(engine).begin() as session:
             yield session
         # Committed: record what changed, as the local operator.
-        changes.write_sync(config, engine, changes.take(session), local_actor().label)
+        try:
+            changes.write_sync(config, engine, changes.take(session), local_actor().label)
+        except Exception as e:
+            raise click.ClickException(f"the change was made but could not be recorded in the audit log: {e}") from None
     except PolicyAdminError as e:
         raise click.ClickException(str(e)) from None
     except PolicyTextError as e:
