@@ -72,6 +72,16 @@ def build_audit(config: Config, engine):
     return open_audit_log(config, engine)
 
 
+def build_tokens(config: Config, sessions, gw: Gateway):
+    """The OIDC token verifier, or None when no issuer is configured (API keys only)."""
+    if not config.identity.oidc:
+        return None
+    from clearance.identity.provision import Provisioner
+    from clearance.identity.tokens import TokenVerifier
+
+    return TokenVerifier(config.identity, Provisioner(sessions, gw.snapshots, gw.audit))
+
+
 def create_app(config: Config, freeze_after_start: bool = False) -> Starlette:
     config.state_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(config.db_url)
@@ -84,11 +94,14 @@ def create_app(config: Config, freeze_after_start: bool = False) -> Starlette:
     gw = Gateway(config=config, snapshots=SnapshotHolder(sessions, config), router=router, metrics=metrics,
                  guard=build_guard(config), audit=build_audit(config, engine), limiter=Limiter(config.limits),
                  tracing=build_tracing(config))
+    gw.tokens = build_tokens(config, sessions, gw)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app):
         session = make_session()
         router.bind(session)
+        if gw.tokens is not None:
+            gw.tokens.bind(session)
         gw.snapshots.start()
         if gw.audit is not None:
             gw.audit.start()
@@ -132,6 +145,9 @@ def create_app(config: Config, freeze_after_start: bool = False) -> Starlette:
         routes = routes + admin_routes(gw, sessions)
     except ImportError:
         pass
+    from clearance.scim.api import scim_routes
+
+    routes = routes + scim_routes(sessions, gw.audit)
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: not_found, 405: not_allowed})
     app.state.gateway = gw
     return DirectRoutes(app, routes[:len(api_routes)])

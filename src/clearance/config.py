@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from clearance.audit.settings import AuditSettings
 from clearance.guard.settings import GuardSettings
 from clearance.limits.settings import LimitsSettings
+from clearance.identity.settings import IdentitySettings
 from clearance.policy.settings import PolicySettings
 from clearance.tracing import TracingSettings
 
@@ -90,6 +91,7 @@ class Config(_Strict):
     audit: AuditSettings = Field(default_factory=AuditSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
     tracing: TracingSettings = Field(default_factory=TracingSettings)
+    identity: IdentitySettings = Field(default_factory=IdentitySettings)
 
     @field_validator("backends")
     @classmethod

@@ -34,6 +34,7 @@ from clearance.config import Config, ModelSettings
 from clearance.guard.base import CATEGORIES as GUARD_CATEGORIES
 from clearance.guard.context import policy_scores
 from clearance.identity.keys import hash_key
+from clearance.identity.tokens import looks_like_jwt
 from clearance.policy.engine import PolicyContext
 from clearance.routing.backends.base import UpstreamError
 from clearance.routing.router import Attempts, OpenStream, Router
@@ -63,6 +64,7 @@ class Gateway:
     limiter: Any = None  # clearance.limits.enforce.Limiter
     tracing: Any = None  # clearance.tracing.Tracing when tracing is on
     traces: dict = field(default_factory=dict)  # request id -> its RequestTrace, until the request ends
+    tokens: Any = None  # clearance.identity.tokens.TokenVerifier, or None when no OIDC issuer is configured
 
 
 @dataclass
@@ -94,7 +96,25 @@ def identify(snapshot: Snapshot, api_key: str | None, now: datetime) -> Principa
         raise ApiError(401, "API key has been revoked", type="authentication_error", code="revoked_api_key")
     if record.expires_at is not None and _aware(record.expires_at) <= now:
         raise ApiError(401, "API key has expired", type="authentication_error", code="expired_api_key")
+    if record.refusal:
+        raise refused(record.refusal, record.principal.user_id, record.principal.org_id)
     return record.principal
+
+
+async def caller(gw: Gateway, credential: str | None, now: datetime) -> tuple[Snapshot, Principal]:
+    """Who is calling, and the snapshot to decide with: an API key, or an OIDC token of a configured issuer
+    (whose user may have just been provisioned into a newer snapshot)."""
+    if gw.tokens is not None and looks_like_jwt(credential):  # API keys start "clr_"
+        return await gw.tokens.identify(gw.snapshots, credential, now)
+    snapshot = gw.snapshots.current
+    return snapshot, identify(snapshot, credential, now)
+
+
+def refused(refusal: str, user: str, org: str) -> ApiError:
+    """The 403 for a disabled or deleted user, or a user of a disabled org."""
+    what = {"user_disabled": f"user {user!r} is disabled", "user_deleted": f"user {user!r} has been deleted",
+            "org_disabled": f"organisation {org!r} is disabled"}.get(refusal, f"user {user!r} may not use the gateway")
+    return ApiError(403, what, type="permission_error", code=refusal)
 
 
 def _aware(t: datetime) -> datetime:
@@ -340,9 +360,8 @@ async def admit(gw: Gateway, req: ChatRequest, api_key: str | None, traceparent:
     trace = _begin_trace(gw, req, traceparent, operation)
     try:
         t = time.time_ns()
-        snapshot = gw.snapshots.current
         now = datetime.now(timezone.utc)
-        principal = identify(snapshot, api_key, now)
+        snapshot, principal = await caller(gw, api_key, now)
         model = find_model(snapshot, req.model)
         t = _stage(trace, "identity", t)
         scores, guard_failed = await screen(gw, model, req.texts())
@@ -381,12 +400,11 @@ def _stage(trace, name: str, start_ns: int, **attributes: Any) -> int:
     return time.time_ns()
 
 
-def permitted(gw: Gateway, req: ChatRequest, api_key: str | None) -> tuple[Principal, ModelSettings]:
+async def permitted(gw: Gateway, req: ChatRequest, api_key: str | None) -> tuple[Principal, ModelSettings]:
     """Identity and policy, without the guard, for calls that send the model nothing to answer
     (``/v1/models/{id}``, ``count_tokens``): the decision a request with no guard flags would get."""
-    snapshot = gw.snapshots.current
     now = datetime.now(timezone.utc)
-    principal = identify(snapshot, api_key, now)
+    snapshot, principal = await caller(gw, api_key, now)
     model = find_model(snapshot, req.model)
     clear = GuardScores(scores={c: 0.0 for c in GUARD_CATEGORIES}, guard="none")
     decision = decide(snapshot, principal, model, clear, False, now, req)
@@ -398,7 +416,7 @@ def permitted(gw: Gateway, req: ChatRequest, api_key: str | None) -> tuple[Princ
 async def count_tokens(gw: Gateway, req: ChatRequest, api_key: str | None) -> tuple[int, str]:
     """The input tokens of a request, counted by the first backend of its route that can
     (``"upstream"``), or estimated (``"estimate"``); not a model call, so not in the audit log."""
-    _, model = permitted(gw, req, api_key)
+    _, model = await permitted(gw, req, api_key)
     try:
         counted, _ = await gw.router.call(req, model, "count_tokens")
     except UpstreamError as err:

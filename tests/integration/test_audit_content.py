@@ -30,6 +30,10 @@ POLICY = ('@id("allow-all")\npermit (principal, action, resource);\n'
           '@id("no-secret-model")\nforbid (principal, action, resource == Clearance::Model::"secret");\n')
 
 
+# The request entries, without the control-plane change entries that setting up the world wrote.
+DECISIONS = "SELECT body FROM audit_entries WHERE body NOT LIKE '%\"kind\":\"change\"%' ORDER BY idx"
+
+
 def _world(tmp, audit: dict, env: dict):
     upstream = start_upstream("primary-sim")
     (tmp / "policy.cedar").write_text(POLICY)
@@ -71,7 +75,7 @@ def _entries_of(db, request_id: str, n: int = 2) -> list[dict]:
     """The request's entries once ``n`` are committed (a completion entry follows its answer by a few ms)."""
     deadline = time.monotonic() + 10
     while True:
-        got = [json.loads(b) for (b,) in _rows(db, "SELECT body FROM audit_entries ORDER BY idx")]
+        got = [json.loads(b) for (b,) in _rows(db, DECISIONS)]
         got = [e for e in got if e["request_id"] == request_id]
         if len(got) >= n or time.monotonic() > deadline:
             return got
@@ -181,7 +185,7 @@ def test_default_config_stores_only_digests(tmp_path, monkeypatch) -> None:
         upstream.stop()
     db = tmp_path / "clearance.db"
     assert _rows(db, "SELECT count(*) FROM audit_content") == [(0,)]
-    decision, completion = [json.loads(b) for (b,) in _rows(db, "SELECT body FROM audit_entries ORDER BY idx")]
+    decision, completion = [json.loads(b) for (b,) in _rows(db, DECISIONS)]
     assert [decision["request_id"], completion["request_id"]] == ["digest-only-1"] * 2
     assert len(decision["prompt_sha256"]) == 64 and len(completion["completion_sha256"]) == 64
     assert "keep me private" not in json.dumps([decision, completion])
@@ -203,7 +207,7 @@ def test_answers_can_wait_for_their_whole_record(tmp_path) -> None:
             model="chat", messages=[{"role": "user", "content": "all at once"}],
             extra_headers={"x-request-id": "strict-1"})
         answer = raw.parse().choices[0].message.content
-        got = [json.loads(b) for (b,) in _rows(db, "SELECT body FROM audit_entries ORDER BY idx")]
+        got = [json.loads(b) for (b,) in _rows(db, DECISIONS)]
         (only,) = [e for e in got if e["request_id"] == "strict-1"]  # read at once: it came before the answer
         assert (only["kind"], only["decision"], only["backend"]) == ("decision", "allow", "primary")
         assert only["completion_sha256"] == hashlib.sha256(answer.encode()).hexdigest()

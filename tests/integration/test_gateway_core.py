@@ -346,7 +346,13 @@ def test_harmful_stream_is_stopped_with_an_error_event(world, client):
 def test_admin_api_creates_a_key_that_works_at_once(world):
     url = world["gw"].url
     assert httpx.get(url + "/admin/orgs").status_code == 401
-    admin = {"authorization": "Bearer admin-token-123"}
+    shared = {"authorization": "Bearer admin-token-123"}
+    # The shared token creates the first operator, and nothing else.
+    assert httpx.post(url + "/admin/orgs", headers=shared, json={"slug": "newco"}).status_code == 403
+    first = httpx.post(url + "/admin/admins", headers=shared, json={"name": "ops", "role": "operator"})
+    assert first.status_code == 201 and first.json()["token"].startswith("clra_")
+    assert httpx.post(url + "/admin/admins", headers=shared, json={"name": "ops2", "role": "operator"}).status_code == 403
+    admin = {"authorization": f"Bearer {first.json()['token']}"}
     assert httpx.post(url + "/admin/orgs", headers=admin, json={"slug": "newco", "groups": ["vetted"]}).status_code == 201
     dup = httpx.post(url + "/admin/orgs", headers=admin, json={"slug": "newco"})
     assert dup.status_code == 409 and dup.json()["error"]["request_id"]

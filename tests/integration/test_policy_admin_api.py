@@ -9,6 +9,7 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from clearance.api.admin_policy import routes
+from clearance.identity.admins import add_admin
 from clearance.identity.tables import Org, User
 from clearance.policy.engine import PolicyContext, compile_policy
 from clearance.policy.settings import PolicySettings
@@ -32,6 +33,7 @@ def world(tmp_path, monkeypatch):
         s.flush()
         s.add(User(id="us-analyst", org_slug="acme-bank", nationality="US", us_person=True, verified=True,
                    created_at=T, attributes={}))
+        token = add_admin(s, "ops", "compliance").token  # the policy routes need a named administrator
     config = Config.model_validate({
         "backends": [{"name": "api", "base_url": "http://127.0.0.1:9/v1"}],
         "models": [{"name": "frontier-general", "family": "frontier", "backends": ["api"]},
@@ -40,7 +42,7 @@ def world(tmp_path, monkeypatch):
         "policy": PolicySettings(files=[]).model_dump(),
     })
     app = Starlette(routes=routes(sessions, TOKEN_ENV, known_models=[m.name for m in config.models]))
-    client = TestClient(app, headers={"authorization": "Bearer s3cret"})
+    client = TestClient(app, headers={"authorization": f"Bearer {token}"})
     yield client, sessions, config
     engine.dispose()
 

@@ -14,11 +14,10 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import Route
 
+from clearance.api.admin_auth import admin_endpoint, require
 from clearance.api.errors import ApiError
-from clearance.api.http import json_response, read_json, request_id
 from clearance.policy import approvals, directives, grants
 from clearance.policy.clock import parse_instant
 from clearance.policy.errors import InvalidRequest, PolicyAdminError
@@ -26,34 +25,22 @@ from clearance.policy.errors import InvalidRequest, PolicyAdminError
 Endpoint = Callable[[Request, dict, Session], tuple[object, int]]
 
 
-def _open(sessions: Callable) -> Session:
-    """A session from a sessionmaker, or from a factory that returns one."""
-    s = sessions()
-    return s if isinstance(s, Session) else s()
+def _policy_error(e: PolicyAdminError) -> ApiError:
+    return ApiError(e.status, str(e), type="invalid_request_error" if e.status == 400 else e.code, code=e.code)
 
 
-def _wrap(endpoint: Endpoint, sessions: Callable, token_env: str | None):
-    async def run(request: Request) -> Response:
-        rid = request_id(request)
-        try:
-            if token_env is not None:
-                from clearance.api.admin import _check_token
+def _by(request: Request) -> str:
+    """Who decides: the authenticated administrator (a body's ``by`` cannot name someone else)."""
+    return request.state.actor.name
 
-                _check_token(request, token_env)
-            body = await read_json(request, 1_048_576, empty={}) if request.method == "POST" else {}
-            if not isinstance(body, dict):
-                raise ApiError(400, "request body must be a JSON object")
-            with _open(sessions) as session:
-                try:
-                    result, status = endpoint(request, body, session)
-                    session.commit()
-                except PolicyAdminError as e:
-                    session.rollback()
-                    raise ApiError(e.status, str(e), type="invalid_request_error" if e.status == 400 else e.code,
-                                   code=e.code) from None
-            return json_response(result, status, {"x-request-id": rid})
-        except ApiError as err:
-            return json_response(err.openai_body(rid), err.status, {"x-request-id": rid})
+
+def _permitted(endpoint: Endpoint, permission: str, org_of: Callable | None = None):
+    """``endpoint`` behind ``permission`` (for the org ``org_of(request, body, session)`` names, if given)."""
+
+    def run(request: Request, body: dict, session: Session, actor):
+        require(actor, permission, org_of(request, body, session) if org_of else None)
+        request.state.actor = actor
+        return endpoint(request, body, session)
 
     return run
 
@@ -111,7 +98,7 @@ def revoke_directive(request: Request, body: dict, session: Session):
 def _approval_endpoints(known_models: Collection[str] | None):
     def request_access(request: Request, body: dict, session: Session):
         v = approvals.request_approval(session, _text(body, "org", True), _text(body, "model", True),
-                                       requested_by=_text(body, "requested_by"), reason=_text(body, "reason"),
+                                       requested_by=_text(body, "requested_by") or _by(request), reason=_text(body, "reason"),
                                        known_models=known_models, use_case=_text(body, "use_case"))
         return v.to_json(), 201
 
@@ -125,7 +112,7 @@ def _approval_endpoints(known_models: Collection[str] | None):
 
     def act(fn):
         def run(request: Request, body: dict, session: Session):
-            v = fn(session, request.path_params["approval_id"], by=_text(body, "by"), reason=_text(body, "reason"))
+            v = fn(session, request.path_params["approval_id"], by=_by(request), reason=_text(body, "reason"))
             return v.to_json(), 200
         return run
 
@@ -139,7 +126,7 @@ def _grant_endpoints(known_models: Collection[str] | None):
     def add(request: Request, body: dict, session: Session):
         v = grants.add_grant(session, _text(body, "org", True), _text(body, "model", True),
                              _instant(body, "starts_at", True), _instant(body, "ends_at", True),
-                             reason=_text(body, "reason"), by=_text(body, "by"), known_models=known_models)
+                             reason=_text(body, "reason"), by=_by(request), known_models=known_models)
         return v.to_json(), 201
 
     def list_(request: Request, body: dict, session: Session):
@@ -152,33 +139,43 @@ def _grant_endpoints(known_models: Collection[str] | None):
 
 
 def routes(sessions: Callable, admin_token_env: str | None = None, *,
-           known_models: Collection[str] | None = None) -> list[Route]:
-    """The policy admin routes.
+           known_models: Collection[str] | None = None, audit=None) -> list[Route]:
+    """The policy admin routes, each behind a named administrator's permission (see ``admin_auth``).
 
     ``sessions`` is a SQLAlchemy ``sessionmaker`` (or a callable returning
-    one).  When ``admin_token_env`` is given, each route checks the admin
-    bearer token itself; otherwise the app must mount them behind its own
-    check.  ``known_models`` (the config's model names) lets requests for
-    unknown models be refused with 400.
+    one).  ``admin_token_env`` names the shared token's variable (it can only
+    create the first operator).  ``known_models`` (the config's model names)
+    lets requests for unknown models be refused with 400.  ``audit`` is the
+    gateway's audit log, where each change is recorded.
     """
     request_access, list_requests, get_request, act = _approval_endpoints(known_models)
     add_grant, list_grants, revoke_grant = _grant_endpoints(known_models)
 
-    def r(path: str, fn: Endpoint, method: str) -> Route:
-        return Route(path, _wrap(fn, sessions, admin_token_env), methods=[method])
+    def approval_org(request, body, session):
+        return approvals.get_approval(session, request.path_params["approval_id"]).org
+
+    def body_org(request, body, session):
+        return _text(body, "org", True)
+
+    def query_org(request, body, session):
+        return request.query_params.get("org") or None
+
+    def r(path: str, fn: Endpoint, method: str, permission: str, org_of: Callable | None = None) -> Route:
+        return Route(path, admin_endpoint(_permitted(fn, permission, org_of), sessions, admin_token_env, audit,
+                                          (PolicyAdminError,), _policy_error), methods=[method])
 
     return [
-        r("/admin/directives", apply_directive, "POST"),
-        r("/admin/directives", list_directives, "GET"),
-        r("/admin/directives/{directive_id}", get_directive, "GET"),
-        r("/admin/directives/{directive_id}/revoke", revoke_directive, "POST"),
-        r("/admin/approvals", request_access, "POST"),
-        r("/admin/approvals", list_requests, "GET"),
-        r("/admin/approvals/{approval_id}", get_request, "GET"),
-        r("/admin/approvals/{approval_id}/approve", act(approvals.approve_request), "POST"),
-        r("/admin/approvals/{approval_id}/deny", act(approvals.deny_request), "POST"),
-        r("/admin/approvals/{approval_id}/revoke", act(approvals.revoke_approval), "POST"),
-        r("/admin/grants", add_grant, "POST"),
-        r("/admin/grants", list_grants, "GET"),
-        r("/admin/grants/{grant_id}/revoke", revoke_grant, "POST"),
+        r("/admin/directives", apply_directive, "POST", "policy.write"),
+        r("/admin/directives", list_directives, "GET", "policy.read"),
+        r("/admin/directives/{directive_id}", get_directive, "GET", "policy.read"),
+        r("/admin/directives/{directive_id}/revoke", revoke_directive, "POST", "policy.write"),
+        r("/admin/approvals", request_access, "POST", "approval.request", body_org),
+        r("/admin/approvals", list_requests, "GET", "approval.read", query_org),
+        r("/admin/approvals/{approval_id}", get_request, "GET", "approval.read", approval_org),
+        r("/admin/approvals/{approval_id}/approve", act(approvals.approve_request), "POST", "approval.decide"),
+        r("/admin/approvals/{approval_id}/deny", act(approvals.deny_request), "POST", "approval.decide"),
+        r("/admin/approvals/{approval_id}/revoke", act(approvals.revoke_approval), "POST", "approval.decide"),
+        r("/admin/grants", add_grant, "POST", "grant.write"),
+        r("/admin/grants", list_grants, "GET", "policy.read"),
+        r("/admin/grants/{grant_id}/revoke", revoke_grant, "POST", "grant.write"),
     ]

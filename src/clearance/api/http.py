@@ -188,15 +188,14 @@ def build_routes(gw: Gateway) -> list[Route]:
         backend, chunks = await pipeline.open_stream(gw, adm, req)
         return _sse(anthropic_wire.render_stream(chunks, req, mid), backend)
 
-    def usable_models(request: Request) -> list[str]:
-        snapshot = gw.snapshots.current
+    async def usable_models(request: Request) -> list[str]:
         now = datetime.now(timezone.utc)
-        principal = pipeline.identify(snapshot, api_key_of(request), now)
+        snapshot, principal = await pipeline.caller(gw, api_key_of(request), now)
         allowed = set(snapshot.policy.allowed_models(principal, now, principal.use_case))
         return [m for m in snapshot.models if m in allowed]
 
     async def models(request: Request, rid: str) -> Response:
-        names = usable_models(request)
+        names = await usable_models(request)
         if "anthropic-version" in request.headers:  # an Anthropic client lists models in its own shape
             return json_response(anthropic_wire.render_models(names))
         return json_response(openai_wire.render_models(names))
@@ -204,7 +203,7 @@ def build_routes(gw: Gateway) -> list[Route]:
     async def model(request: Request, rid: str) -> Response:
         """One model, for a caller who may use it; any other name is a 404, used or not."""
         name = request.path_params["model_id"]
-        if name not in usable_models(request):
+        if name not in await usable_models(request):
             raise ApiError(404, f"model {name!r} does not exist", type="not_found_error", code="model_not_found",
                            param="model")
         if "anthropic-version" in request.headers:

@@ -2,7 +2,9 @@
 
 Counts decisions per model, org, decision and deciding rule (policy or
 directive id) over a time window, and for each rule the time from its first
-appearance in the window to its first enforced denial.
+appearance in the window to its first enforced denial.  Lists the
+control-plane changes of the window (who did what to which object, with the
+digests of its state before and after), each with its entry index.
 
 For each directive in the policy tables that is in force at some point of the
 window, it also gives the time from the directive's effective instant to the
@@ -117,7 +119,7 @@ def directive_enforcement(engine: Engine, since: datetime | None = None,
 
 
 def build_report(engine: Engine, since: datetime | None = None, until: datetime | None = None) -> dict[str, Any]:
-    """Summarise the decision entries logged in [since, until)."""
+    """Summarise the decision entries logged in [since, until) and list its control-plane changes."""
     query = select(_entries.c.idx, _entries.c.body, _entries.c.logged_at).order_by(_entries.c.idx)
     if since is not None:
         query = query.where(_entries.c.logged_at >= since)
@@ -127,10 +129,14 @@ def build_report(engine: Engine, since: datetime | None = None, until: datetime 
     per_model: dict[str, Counter[str]] = defaultdict(Counter)
     per_org: dict[str, Counter[str]] = defaultdict(Counter)
     rules: dict[str, dict[str, Any]] = {}
+    changes: list[dict[str, Any]] = []
     total = 0
     with engine.connect() as conn:
-        for _idx, body, logged_at in conn.execution_options(yield_per=10_000).execute(query):
+        for idx, body, logged_at in conn.execution_options(yield_per=10_000).execute(query):
             e = json.loads(body)
+            if e.get("kind") == "change":
+                changes.append(_change(idx, e))
+                continue
             if e.get("kind") != "decision":
                 continue
             total += 1
@@ -164,4 +170,14 @@ def build_report(engine: Engine, since: datetime | None = None, until: datetime 
         "by_org": {k: dict(sorted(v.items())) for k, v in sorted(per_org.items())},
         "by_rule": out_rules,
         "directives": directive_enforcement(engine, since, until),
+        "changes": changes,
     }
+
+
+def _change(idx: int, e: dict) -> dict[str, Any]:
+    """A control-plane change entry as the report lists it (see ``audit/changes.py`` for the fields)."""
+    reasons = e.get("reasons") or [""]
+    return {"entry": idx, "time": e.get("time", ""), "administrator": e.get("principal", ""),
+            "action": e.get("decision", ""), "object": reasons[0], "org": e.get("org", ""),
+            "before_sha256": e.get("prompt_sha256", ""), "after_sha256": e.get("completion_sha256", ""),
+            "request_id": e.get("request_id", "")}

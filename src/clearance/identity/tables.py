@@ -1,4 +1,4 @@
-"""Tables for organisations, org groups, users, API keys and the state version.
+"""Tables for organisations, org groups, users, API keys, administrators and the state version.
 
 ``state_version`` is a single row bumped by every control-plane change; each
 worker polls it cheaply and rebuilds its snapshot when it moves.
@@ -19,6 +19,10 @@ class Org(Base):
     slug: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # The org's SCIM provisioning token (SHA-256), and whether SCIM may set a user's ``verified``.
+    scim_token_hash: Mapped[str | None] = mapped_column(String(64), index=True, unique=True, nullable=True)
+    scim_trust_verified: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class OrgGroup(Base):
@@ -43,6 +47,11 @@ class User(Base):
     verified: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     attributes: Mapped[dict] = mapped_column(JSON, default=dict)
+    disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    verified_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # Who asserts this user: "" (the CLI or admin API) or the OIDC issuer that created it.
+    source: Mapped[str] = mapped_column(String(300), default="")
 
 
 class ApiKey(Base):
@@ -55,6 +64,21 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Admin(Base):
+    """A named administrator: a role, an org for org-admins, and the SHA-256 of an expiring token."""
+
+    __tablename__ = "admins"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))
+    org_slug: Mapped[str | None] = mapped_column(ForeignKey("orgs.slug"), nullable=True)
+    token_id: Mapped[str] = mapped_column(String(32), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_by: Mapped[str] = mapped_column(String(64), default="")
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class StateVersion(Base):

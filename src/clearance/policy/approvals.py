@@ -23,6 +23,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from clearance.audit.changes import note
 from clearance.policy._views import check_org_and_model, iso, new_id
 from clearance.policy.clock import utc, utcnow
 from clearance.policy.errors import Conflict, InvalidRequest, NotFound
@@ -122,7 +123,9 @@ def request_approval(
     _event(session, row.id, "requested", requested_by, reason, now)
     session.flush()
     bump_version(session)
-    return _view(session, row, True)
+    view = _view(session, row, True)
+    note(session, "approval.request", f"approval:{row.id}", org, None, view.to_json())
+    return view
 
 
 def _decide(session: Session, approval_id: str, status: str, by: str, reason: str) -> ApprovalView:
@@ -132,11 +135,15 @@ def _decide(session: Session, approval_id: str, status: str, by: str, reason: st
     if status == "denied" and not (reason or "").strip():
         raise InvalidRequest("a denial needs a reason")
     now = utcnow()
+    before = _view(session, row, True).to_json()
     row.status, row.decided_by, row.decision_reason, row.decided_at = status, by or "", reason or "", now
     _event(session, row.id, status, by, reason, now)
     session.flush()
     bump_version(session)
-    return _view(session, row, True)
+    view = _view(session, row, True)
+    note(session, "approval.approve" if status == "approved" else "approval.deny", f"approval:{row.id}",
+         row.org_slug, before, view.to_json())
+    return view
 
 
 def approve_request(session: Session, approval_id: str, by: str = "", reason: str = "") -> ApprovalView:
@@ -157,11 +164,14 @@ def revoke_approval(session: Session, approval_id: str, by: str = "", reason: st
     if not (reason or "").strip():
         raise InvalidRequest("a revocation needs a reason")
     now = utcnow()
+    before = _view(session, row, True).to_json()
     row.status, row.revoked_at, row.revoked_reason = "revoked", now, reason
     _event(session, row.id, "revoked", by, reason, now)
     session.flush()
     bump_version(session)
-    return _view(session, row, True)
+    view = _view(session, row, True)
+    note(session, "approval.revoke", f"approval:{row.id}", row.org_slug, before, view.to_json())
+    return view
 
 
 def get_approval(session: Session, approval_id: str) -> ApprovalView:

@@ -31,12 +31,23 @@ from clearance.store.db import make_engine, make_sessionmaker, migrate
 
 @contextmanager
 def store(config: Config) -> Iterator[Session]:
-    """A session on the config's store, committed on success; errors become clear CLI messages."""
+    """A session on the config's store, committed on success; errors become clear CLI messages.
+
+    The changes the session noted are then recorded in the audit log under the local operator's name.
+    """
+    from clearance.audit import changes
+    from clearance.identity.admins import local_actor
+
     engine = make_engine(config.db_url)
     try:
         migrate(engine)
         with make_sessionmaker(engine).begin() as session:
             yield session
+        # Committed: record what changed, as the local operator.
+        try:
+            changes.write_sync(config, engine, changes.take(session), local_actor().label)
+        except Exception as e:
+            raise click.ClickException(f"the change was made but could not be recorded in the audit log: {e}") from None
     except PolicyAdminError as e:
         raise click.ClickException(str(e)) from None
     except PolicyTextError as e:

@@ -16,6 +16,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from clearance.audit.changes import note
 from clearance.policy._views import iso
 from clearance.policy.cedartext import PolicyTextError, check_policy_text
 from clearance.policy.clock import utc, utcnow
@@ -106,7 +107,9 @@ def apply_directive(
     session.add(row)
     session.flush()
     bump_version(session)
-    return _view(row, now)
+    view = _view(row, now)
+    note(session, "directive.apply", f"directive:{id}", "", None, view.to_json())
+    return view
 
 
 def revoke_directive(session: Session, id: str, reason: str = "") -> DirectiveView:
@@ -117,11 +120,14 @@ def revoke_directive(session: Session, id: str, reason: str = "") -> DirectiveVi
     if row.revoked_at is not None:
         raise Conflict(f"directive {id!r} was already revoked")
     now = utcnow()
+    before = _view(row, now).to_json()
     row.revoked_at = now
     row.revoked_reason = reason or ""
     session.flush()
     bump_version(session)
-    return _view(row, now)
+    view = _view(row, now)
+    note(session, "directive.revoke", f"directive:{id}", "", before, view.to_json())
+    return view
 
 
 def get_directive(session: Session, id: str) -> DirectiveView:

@@ -15,6 +15,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from clearance.audit.changes import note
 from clearance.policy._views import check_org_and_model, iso, new_id
 from clearance.policy.clock import utc, utcnow
 from clearance.policy.errors import Conflict, InvalidRequest, NotFound
@@ -68,7 +69,9 @@ def add_grant(
     session.add(row)
     session.flush()
     bump_version(session)
-    return _view(row, now)
+    view = _view(row, now)
+    note(session, "grant.add", f"grant:{row.id}", org, None, view.to_json())
+    return view
 
 
 def revoke_grant(session: Session, grant_id: str, reason: str = "") -> GrantView:
@@ -78,10 +81,13 @@ def revoke_grant(session: Session, grant_id: str, reason: str = "") -> GrantView
     if row.revoked_at is not None:
         raise Conflict(f"grant {grant_id} was already revoked")
     now = utcnow()
+    before = _view(row, now).to_json()
     row.revoked_at, row.revoked_reason = now, reason or ""
     session.flush()
     bump_version(session)
-    return _view(row, now)
+    view = _view(row, now)
+    note(session, "grant.revoke", f"grant:{grant_id}", row.org_slug, before, view.to_json())
+    return view
 
 
 def list_grants(session: Session, org: str | None = None) -> list[GrantView]:

@@ -127,6 +127,13 @@ def _self_hosted(config: Config, backend: str) -> bool:
         return False
 
 
+def _verified(u: User, now: datetime | None) -> bool:
+    """Whether a user counts as verified at ``now``: ``verified`` and its ``verified_until`` not passed."""
+    if not u.verified:
+        return False
+    return u.verified_until is None or now is None or utc(u.verified_until) > utc(now)
+
+
 def load_world(session: Session, config: Config, now: datetime | None = None) -> PolicyWorld:
     """Read orgs, groups, users, directives, approvals and grants from the store, models and files from config.
 
@@ -141,7 +148,7 @@ def load_world(session: Session, config: Config, now: datetime | None = None) ->
     groups = tuple(sorted(set(session.execute(select(OrgGroup.slug)).scalars())
                           | {g for gs in orgs.values() for g in gs}))
     users = tuple(
-        UserRecord(u.id, u.org_slug, u.nationality or "", bool(u.us_person), bool(u.verified))
+        UserRecord(u.id, u.org_slug, u.nationality or "", bool(u.us_person), _verified(u, now))
         for u in session.execute(select(User).order_by(User.id)).scalars()
     )
     directives = []
