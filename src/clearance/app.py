@@ -24,11 +24,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from clearance.api.errors import ApiError
-from clearance.api.http import build_routes, json_response, request_id
+from clearance import httpserver
+from clearance.api.http import RID_KEY, build_routes, json_response, request_id
 from clearance.config import Config, load_config
 from clearance.logging import setup_logging
 from clearance.metrics import Metrics
 from clearance.pipeline import Gateway
+from clearance.requestid import new_request_id
 from clearance.routing.backends.anthropic import AnthropicBackend
 from clearance.routing.backends.openai import OpenAIBackend
 from clearance.routing.backends.transport import Timeouts, make_session
@@ -42,7 +44,8 @@ log = logging.getLogger("clearance.app")
 def build_backends(config: Config) -> dict:
     backends = {}
     for b in config.backends:
-        timeouts = Timeouts(total=b.timeout_seconds, connect=b.connect_timeout_seconds)
+        timeouts = Timeouts(total=b.timeout_seconds, connect=b.connect_timeout_seconds,
+                            stream_total=b.max_stream_seconds)
         cls = AnthropicBackend if b.kind == "anthropic" else OpenAIBackend
         backends[b.name] = cls(b.name, b.base_url, b.api_key(), timeouts)
     return backends
@@ -66,6 +69,7 @@ def build_audit(config: Config, engine):
 
 def create_app(config: Config, freeze_after_start: bool = False) -> Starlette:
     config.state_dir.mkdir(parents=True, exist_ok=True)
+    httpserver.configure(config.server)
     engine = make_engine(config.db_url)
     migrate(engine)
     sessions = make_sessionmaker(engine)
@@ -73,6 +77,10 @@ def create_app(config: Config, freeze_after_start: bool = False) -> Starlette:
     router = Router(build_backends(config), {b.name: b for b in config.backends}, metrics.observe_upstream)
     gw = Gateway(config=config, snapshots=SnapshotHolder(sessions, config), router=router, metrics=metrics,
                  guard=build_guard(config), audit=build_audit(config, engine))
+    if gw.audit is not None:
+        from clearance.audit.refused import RefusalRecorder
+
+        gw.refusals = RefusalRecorder(gw.audit, config.audit.refused_per_source_per_minute)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app):
@@ -97,6 +105,8 @@ def create_app(config: Config, freeze_after_start: bool = False) -> Starlette:
             yield
         finally:
             await gw.snapshots.stop()
+            if gw.refusals is not None:
+                gw.refusals.flush()
             if gw.audit is not None:
                 await gw.audit.aclose()
             await session.close()
@@ -111,6 +121,12 @@ def create_app(config: Config, freeze_after_start: bool = False) -> Starlette:
         err = ApiError(405, f"method {request.method} not allowed on {request.url.path}", code="method_not_allowed")
         return json_response(err.openai_body(request_id(request)), 405)
 
+    async def server_error(request: Request, exc: Exception) -> Response:
+        rid = request_id(request)
+        log.error("unexpected error", exc_info=exc, extra={"request_id": rid})
+        err = ApiError(500, "the gateway could not serve this request", type="gateway_error", code="gateway_error")
+        return json_response(err.openai_body(rid), 500)
+
     routes = api_routes = build_routes(gw)
     try:
         from clearance.api.admin import admin_routes
@@ -118,7 +134,11 @@ def create_app(config: Config, freeze_after_start: bool = False) -> Starlette:
         routes = routes + admin_routes(gw, sessions)
     except ImportError:
         pass
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: not_found, 405: not_allowed})
+    app = Starlette(routes=routes, lifespan=lifespan,
+                    exception_handlers={404: not_found, 405: not_allowed, Exception: server_error})
+    # No redirect to the path with or without a trailing slash: Starlette builds its Location from
+    # the Host header, which the client chooses.  Such a path is a 404 like any other.
+    app.router.redirect_slashes = False
     app.state.gateway = gw
     return DirectRoutes(app, routes[:len(api_routes)])
 
@@ -130,7 +150,8 @@ class DirectRoutes:
     one dictionary lookup; the endpoints render their own errors, so Starlette's
     routing and middleware stack is skipped on the hot path.  Everything else
     (the admin API, unknown paths, methods not allowed, lifespan) goes through
-    the Starlette app.
+    the Starlette app, with a request id made here: every response that does not
+    carry ``x-request-id`` gets it added.
     """
 
     def __init__(self, app: Starlette, routes: list) -> None:
@@ -145,7 +166,24 @@ class DirectRoutes:
                 response = await handler(Request(scope, receive))
                 await response(scope, receive, send)
                 return
+            rid = scope[RID_KEY] = new_request_id()
+            await self.app(scope, receive, _with_request_id(send, rid.encode("latin-1")))
+            return
         await self.app(scope, receive, send)
+
+
+def _with_request_id(send, rid: bytes):
+    """``send``, adding ``x-request-id`` to a response's head that lacks one."""
+
+    async def sender(message) -> None:
+        if message["type"] == "http.response.start":
+            headers = list(message.get("headers") or ())
+            if not any(k.lower() == b"x-request-id" for k, _ in headers):
+                headers.append((b"x-request-id", rid))
+                message = {**message, "headers": headers}
+        await send(message)
+
+    return sender
 
 
 def app_from_env() -> Starlette:

@@ -59,6 +59,7 @@ class Gateway:
     metrics: Metrics
     guard: Any = None  # clearance.guard.GuardSet, or None when the guard is off
     audit: Any = None  # clearance.audit.AuditLog, or None when the audit log is off
+    refusals: Any = None  # clearance.audit.refused.RefusalRecorder, with the audit log
 
 
 @dataclass
@@ -206,6 +207,7 @@ def entry(req: ChatRequest, *, kind: str, decision: str, principal: Principal | 
         completion_tokens=usage.completion_tokens if usage else 0,
         latency_ms=round((time.perf_counter() - t0) * 1000, 3) if t0 else 0.0,
         fallbacks=attempts.fallbacks if attempts else [], status=status, error=error,
+        client_request_id=req.client_request_id,
     )
 
 
@@ -302,7 +304,7 @@ async def complete(gw: Gateway, adm: Admitted, req: ChatRequest) -> ChatResult:
     except UpstreamError as err:
         await record(gw, entry(req, kind="decision", decision="allow", adm=adm, status=err.status,
                                error=err.message), req)
-        raise _upstream_error(err) from None
+        raise _upstream_error(err, req) from None
     _count_fallbacks(gw, adm.model.name, attempts)
     blocked = await screen_response(gw, adm, result.answer_text)
     if blocked is not None:
@@ -337,7 +339,7 @@ async def _while_deciding(gw: Gateway, adm: Admitted, req: ChatRequest, call: An
         await committed(decided)
         record_later(gw, entry(req, kind="completion", decision="allow", adm=adm, status=err.status,
                                error=err.message))
-        raise _upstream_error(err) from None
+        raise _upstream_error(err, req) from None
     except BaseException as err:
         _ended(gw, adm, req, err, decided)
         raise
@@ -358,9 +360,23 @@ async def _complete_overlapped(gw: Gateway, adm: Admitted, req: ChatRequest) -> 
     return result
 
 
-def _upstream_error(err: UpstreamError) -> ApiError:
+_UPSTREAM_MESSAGES = {
+    429: "the model's upstream is rate limiting requests; try again later",
+    503: "no upstream is available for this model right now",
+    504: "the model's upstream did not answer in time",
+}
+
+
+def _upstream_error(err: UpstreamError, req: ChatRequest) -> ApiError:
+    """The error the client sees: generic (no backend names, no upstream bodies); the detail is
+    logged here and recorded in the request's audit entry."""
     kind = {400: "invalid_request_error", 429: "rate_limited", 503: "no_backend_available", 504: "upstream_timeout"}.get(err.status, "upstream_error")
-    return ApiError(err.status, err.message, type=kind, code=kind)
+    log.warning("upstream failed", extra={"request_id": req.request_id, "model": req.model, "status": err.status,
+                                          "detail": err.message})
+    if err.status == 400:  # the request itself cannot be served as sent (names the field, not a backend)
+        return ApiError(400, err.message, type=kind, code=kind)
+    message = _UPSTREAM_MESSAGES.get(err.status, "the model's upstream failed to answer")
+    return ApiError(err.status, f"{message} (request {req.request_id})", type=kind, code=kind)
 
 
 async def open_stream(gw: Gateway, adm: Admitted, req: ChatRequest) -> tuple[str, AsyncIterator[ChatChunk]]:
@@ -377,7 +393,7 @@ async def open_stream(gw: Gateway, adm: Admitted, req: ChatRequest) -> tuple[str
     except UpstreamError as err:
         await record(gw, entry(req, kind="decision", decision="allow", adm=adm, status=err.status,
                                error=err.message), req)
-        raise _upstream_error(err) from None
+        raise _upstream_error(err, req) from None
     _count_fallbacks(gw, adm.model.name, opened.attempts)
     await record(gw, entry(req, kind="decision", decision="allow", adm=adm, backend=opened.backend,
                            attempts=opened.attempts), req)
@@ -389,7 +405,7 @@ async def open_stream(gw: Gateway, adm: Admitted, req: ChatRequest) -> tuple[str
         except ApiError:
             pass  # the stream has already been sent; the failure is logged by the audit log
 
-    return opened.backend, _tracked(gw, adm, opened, on_end)
+    return opened.backend, _tracked(gw, adm, req, opened, on_end)
 
 
 async def _open_stream_overlapped(gw: Gateway, adm: Admitted, req: ChatRequest
@@ -409,7 +425,7 @@ async def _open_stream_overlapped(gw: Gateway, adm: Admitted, req: ChatRequest
         record_later(gw, _outcome(req, adm, "completion", opened.backend, opened.attempts, usage, text, blocked, error),
                      text)
 
-    return opened.backend, _tracked(gw, adm, opened, on_end)
+    return opened.backend, _tracked(gw, adm, req, opened, on_end)
 
 
 async def _close(chunks: AsyncIterator[ChatChunk]) -> None:
@@ -423,7 +439,8 @@ async def _close(chunks: AsyncIterator[ChatChunk]) -> None:
                 pass
 
 
-async def _tracked(gw: Gateway, adm: Admitted, opened: OpenStream, on_end) -> AsyncIterator[ChatChunk]:
+async def _tracked(gw: Gateway, adm: Admitted, req: ChatRequest, opened: OpenStream,
+                   on_end) -> AsyncIterator[ChatChunk]:
     """The stream's chunks, screened as they pass when response screening is on; ``on_end`` runs once at the end."""
     parts: list[str] = []
     usage: Usage | None = None
@@ -461,6 +478,9 @@ async def _tracked(gw: Gateway, adm: Admitted, opened: OpenStream, on_end) -> As
         raise
     except Exception as e:
         error = getattr(e, "message", None) or type(e).__name__
+        if not isinstance(e, ResponseBlocked):
+            log.warning("stream broke off", extra={"request_id": req.request_id, "backend": opened.backend,
+                                                  "detail": error})
         raise
     finally:
         # Shielded: when the client disconnects the stream's task is cancelled, and the

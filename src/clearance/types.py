@@ -48,6 +48,8 @@ class ChatRequest:
     # backend understands.  A backend of the other format refuses what it cannot translate.
     raw: dict[str, Any] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
+    # The client's own x-request-id (well formed), kept beside the gateway's request_id.
+    client_request_id: str = ""
 
     def texts(self) -> list[str]:
         """Every piece of text in the conversation, system prompt included."""
@@ -162,7 +164,7 @@ class AuditEntry:
 
     time: str
     request_id: str
-    kind: str  # "decision" | "completion"
+    kind: str  # "decision" | "completion" | "refused"
     principal: str
     org: str
     model: str
@@ -179,3 +181,9 @@ class AuditEntry:
     fallbacks: list[str] = field(default_factory=list)
     status: int = 0
     error: str = ""
+    # The client's own x-request-id, when it sent a well-formed one (never the entry's key).
+    client_request_id: str = ""
+    # Refused entries: where the request came from (the peer address) and, for a summary of
+    # refusals not recorded one by one, how many it stands for.
+    source: str = ""
+    count: int = 0

@@ -53,6 +53,10 @@ class AuditSettings(BaseModel):
     # A completion entry nobody waits for is committed with the next entry someone waits for, or
     # about this long after it was set aside, whichever is first; 0 commits it at once.
     completion_max_delay_ms: float = Field(default=20.0, ge=0, le=10_000)
+    # Requests refused before a policy decision (400, 401, 404, 413) are recorded as ``refused``
+    # entries, at most this many per source (peer address) per minute and worker; the rest as
+    # one counted summary entry per source and minute.
+    refused_per_source_per_minute: int = Field(default=60, ge=0)
 
     @field_validator("origin")
     @classmethod
