@@ -20,6 +20,9 @@ class AuditSettings(BaseModel):
     # `clearance audit verify` when the signing key is not at hand.
     verifier_key: str | None = None
     checkpoint_interval_seconds: float = Field(default=10.0, gt=0)
+    # Also write every checkpoint as a C2SP tlog-checkpoint file to this folder (relative to the
+    # config file), for auditors to mirror: DIR/checkpoint (the newest), DIR/checkpoints/<size>.
+    checkpoint_dir: str | None = None
     # Entries older than this are pruned (their subtree hashes are kept); None keeps all.
     retention_days: float | None = Field(default=None, gt=0)
     # Also keep each prompt and completion, encrypted (AES-256-GCM) with the content key below;

@@ -73,4 +73,5 @@ def open_audit_log(config: Config, engine: Engine) -> AuditLog:
     Raises ``NoteError`` or ``ContentKeyError`` when a configured key cannot
     be used: with ``store_content`` on, no log is opened without its key.
     """
-    return AuditLog(engine, config.audit, signer_from_config(config), cipher_from_config(config))
+    publish_dir = config.resolve(config.audit.checkpoint_dir) if config.audit.checkpoint_dir else None
+    return AuditLog(engine, config.audit, signer_from_config(config), cipher_from_config(config), publish_dir)
