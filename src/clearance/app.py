@@ -14,6 +14,7 @@ collector, whose full collections otherwise paused every request for about
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import logging
@@ -77,10 +78,13 @@ def create_app(config: Config, freeze_after_start: bool = False) -> Starlette:
     router = Router(build_backends(config), {b.name: b for b in config.backends}, metrics.observe_upstream)
     gw = Gateway(config=config, snapshots=SnapshotHolder(sessions, config), router=router, metrics=metrics,
                  guard=build_guard(config), audit=build_audit(config, engine))
+    witnessing = None
     if gw.audit is not None:
         from clearance.audit.refused import RefusalRecorder
+        from clearance.witness.submit import submitter_from_config
 
         gw.refusals = RefusalRecorder(gw.audit, config.audit.refused_per_source_per_minute)
+        witnessing = submitter_from_config(config, engine)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app):
@@ -89,6 +93,7 @@ def create_app(config: Config, freeze_after_start: bool = False) -> Starlette:
         gw.snapshots.start()
         if gw.audit is not None:
             gw.audit.start()
+        witness_task = asyncio.get_running_loop().create_task(witnessing.run(session)) if witnessing else None
         ready = {"snapshot": gw.snapshots.current.hash, "models": list(gw.snapshots.current.models)}
         if gw.guard is not None:
             from clearance.guard.features import ACCELERATED
@@ -104,6 +109,8 @@ def create_app(config: Config, freeze_after_start: bool = False) -> Starlette:
         try:
             yield
         finally:
+            if witness_task is not None:
+                witness_task.cancel()
             await gw.snapshots.stop()
             if gw.refusals is not None:
                 gw.refusals.flush()

@@ -24,6 +24,7 @@ LAZY_COMMANDS = {
     "directive": "clearance.policy.cli:directive",
     "grant": "clearance.policy.cli:grant",
     "guard": "clearance.guard.cli:guard",
+    "witness": "clearance.witness.cli:witness",
 }
 
 

@@ -95,9 +95,13 @@ def keygen(config_path: str, name: str | None, out: str | None, force: bool) -> 
                    "agree with every one.")
 @click.option("--trusted-checkpoint", "trusted_files", multiple=True, type=click.Path(dir_okay=False),
               help="A checkpoint kept outside the database (a file); the database must agree with it.")
+@click.option("--witness", "witness_urls", multiple=True,
+              help="A witness's URL: the latest checkpoint it cosigned must agree with the database.")
+@click.option("--witness-key", "witness_keys", multiple=True,
+              help="A witness's verifier key (or a file): its cosignature on what it returns is checked.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def verify(config_path: str, key: str | None, checkpoint_dirs: tuple[str, ...], trusted_files: tuple[str, ...],
-           as_json: bool) -> None:
+           witness_urls: tuple[str, ...], witness_keys: tuple[str, ...], as_json: bool) -> None:
     """Recompute the whole tree and check every checkpoint; exit 1 naming the first bad entry.
 
     With --checkpoints or --trusted-checkpoint the log is also held to checkpoints kept
@@ -118,6 +122,13 @@ def verify(config_path: str, key: str | None, checkpoint_dirs: tuple[str, ...], 
         trusted += [(f, Path(f).read_text(encoding="utf-8")) for f in trusted_files]
     except OSError as e:
         raise click.ClickException(f"cannot read trusted checkpoints: {e}") from None
+    if witness_urls:
+        from clearance.witness.fetch import witnessed_checkpoints
+
+        try:
+            trusted += witnessed_checkpoints(witness_urls, witness_keys, config.audit.origin)
+        except (NoteError, OSError, ValueError) as e:
+            raise click.ClickException(f"cannot use the witnesses: {e}") from None
     result = verify_log(_engine(config), verifier, config.audit.origin, trusted=trusted)
     if as_json:
         click.echo(json.dumps({

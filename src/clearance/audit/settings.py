@@ -7,6 +7,15 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
+class WitnessSettings(BaseModel):
+    """A C2SP tlog-witness that cosigns the log's checkpoints (see `clearance witness serve`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str  # the witness's submission prefix: <url>/add-checkpoint
+    key: str  # its verifier key (<name>+<id>+<key>), or a file holding it, relative to the config file
+
+
 class AuditSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -23,6 +32,9 @@ class AuditSettings(BaseModel):
     # Also write every checkpoint as a C2SP tlog-checkpoint file to this folder (relative to the
     # config file), for auditors to mirror: DIR/checkpoint (the newest), DIR/checkpoints/<size>.
     checkpoint_dir: str | None = None
+    # Witnesses each new checkpoint is sent to, with a consistency proof; their cosignatures are
+    # appended to the stored checkpoint.
+    witnesses: list[WitnessSettings] = Field(default_factory=list)
     # Entries older than this are pruned (their subtree hashes are kept); None keeps all.
     retention_days: float | None = Field(default=None, gt=0)
     # Also keep each prompt and completion, encrypted (AES-256-GCM) with the content key below;
