@@ -21,7 +21,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from clearance.api.errors import ApiError, bad_request
-
 from clearance.types import ChatChunk, ChatRequest, ChatResult, Message
 
 # Fields a client may send that Clearance reads.

@@ -92,12 +92,12 @@ async def read_json(request: Request, limit: int, empty: object = None, max_dept
             return empty
         raise bad_request("request body is empty; expected a JSON object")
     try:
-        parsed = orjson.loads(body)
+        value = orjson.loads(body)
     except orjson.JSONDecodeError as e:
         raise bad_request(f"request body is not valid JSON: {e}") from None
-    if too_deep(body, parsed, max_depth):
+    if too_deep(body, value, max_depth):
         raise ApiError(400, f"request body nests deeper than {max_depth} levels", code="json_too_deep")
-    return parsed
+    return value
 
 
 Handler = Callable[[Request, str], Awaitable[Response]]
