@@ -20,9 +20,11 @@ import gc
 import logging
 import os
 
+import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 from clearance.api.errors import ApiError
 from clearance import httpserver
@@ -141,6 +143,14 @@ def create_app(config: Config, freeze_after_start: bool = False) -> Starlette:
         routes = routes + admin_routes(gw, sessions)
     except ImportError:
         pass
+    from clearance.api.openapi import openapi_document
+
+    document = orjson.dumps(openapi_document(routes))
+
+    async def openapi(request: Request) -> Response:
+        return Response(document, media_type="application/json")
+
+    routes = routes + [Route("/openapi.json", openapi, methods=["GET"])]
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={404: not_found, 405: not_allowed, Exception: server_error})
     # No redirect to the path with or without a trailing slash: Starlette builds its Location from
