@@ -14,21 +14,26 @@ collector, whose full collections otherwise paused every request for about
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import logging
 import os
 
+import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 from clearance.api.errors import ApiError
-from clearance.api.http import build_routes, json_response, request_id
+from clearance import httpserver
+from clearance.api.http import RID_KEY, build_routes, json_response, request_id
 from clearance.config import Config, load_config
 from clearance.logging import setup_logging
 from clearance.metrics import Metrics
 from clearance.pipeline import Gateway
+from clearance.requestid import new_request_id
 from clearance.routing.backends.anthropic import AnthropicBackend
 from clearance.routing.backends.openai import OpenAIBackend
 from clearance.routing.backends.transport import Timeouts, make_session
@@ -42,7 +47,8 @@ log = logging.getLogger("clearance.app")
 def build_backends(config: Config) -> dict:
     backends = {}
     for b in config.backends:
-        timeouts = Timeouts(total=b.timeout_seconds, connect=b.connect_timeout_seconds)
+        timeouts = Timeouts(total=b.timeout_seconds, connect=b.connect_timeout_seconds,
+                            stream_total=b.max_stream_seconds)
         cls = AnthropicBackend if b.kind == "anthropic" else OpenAIBackend
         backends[b.name] = cls(b.name, b.base_url, b.api_key(), timeouts)
     return backends
@@ -84,6 +90,7 @@ def build_tokens(config: Config, sessions, gw: Gateway):
 
 def create_app(config: Config, freeze_after_start: bool = False) -> Starlette:
     config.state_dir.mkdir(parents=True, exist_ok=True)
+    httpserver.configure(config.server)
     engine = make_engine(config.db_url)
     migrate(engine)
     sessions = make_sessionmaker(engine)
@@ -95,6 +102,13 @@ def create_app(config: Config, freeze_after_start: bool = False) -> Starlette:
                  guard=build_guard(config), audit=build_audit(config, engine), limiter=Limiter(config.limits),
                  tracing=build_tracing(config))
     gw.tokens = build_tokens(config, sessions, gw)
+    witnessing = None
+    if gw.audit is not None:
+        from clearance.audit.refused import RefusalRecorder
+        from clearance.witness.submit import submitter_from_config
+
+        gw.refusals = RefusalRecorder(gw.audit, config.audit.refused_per_source_per_minute)
+        witnessing = submitter_from_config(config, engine)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app):
@@ -105,6 +119,7 @@ def create_app(config: Config, freeze_after_start: bool = False) -> Starlette:
         gw.snapshots.start()
         if gw.audit is not None:
             gw.audit.start()
+        witness_task = asyncio.get_running_loop().create_task(witnessing.run(session)) if witnessing else None
         ready = {"snapshot": gw.snapshots.current.hash, "models": list(gw.snapshots.current.models)}
         if gw.guard is not None:
             from clearance.guard.features import ACCELERATED
@@ -120,10 +135,14 @@ def create_app(config: Config, freeze_after_start: bool = False) -> Starlette:
         try:
             yield
         finally:
+            if witness_task is not None:
+                witness_task.cancel()
             await gw.snapshots.stop()
             await gw.limiter.aclose()
             if gw.tracing is not None:
                 gw.tracing.shutdown()  # exports what is still queued
+            if gw.refusals is not None:
+                gw.refusals.flush()
             if gw.audit is not None:
                 await gw.audit.aclose()
             await session.close()
@@ -138,6 +157,12 @@ def create_app(config: Config, freeze_after_start: bool = False) -> Starlette:
         err = ApiError(405, f"method {request.method} not allowed on {request.url.path}", code="method_not_allowed")
         return json_response(err.openai_body(request_id(request)), 405)
 
+    async def server_error(request: Request, exc: Exception) -> Response:
+        rid = request_id(request)
+        log.error("unexpected error", exc_info=exc, extra={"request_id": rid})
+        err = ApiError(500, "the gateway could not serve this request", type="gateway_error", code="gateway_error")
+        return json_response(err.openai_body(rid), 500)
+
     routes = api_routes = build_routes(gw)
     try:
         from clearance.api.admin import admin_routes
@@ -148,7 +173,19 @@ def create_app(config: Config, freeze_after_start: bool = False) -> Starlette:
     from clearance.scim.api import scim_routes
 
     routes = routes + scim_routes(sessions, gw.audit)
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: not_found, 405: not_allowed})
+    from clearance.api.openapi import openapi_document
+
+    document = orjson.dumps(openapi_document(routes))
+
+    async def openapi(request: Request) -> Response:
+        return Response(document, media_type="application/json")
+
+    routes = routes + [Route("/openapi.json", openapi, methods=["GET"])]
+    app = Starlette(routes=routes, lifespan=lifespan,
+                    exception_handlers={404: not_found, 405: not_allowed, Exception: server_error})
+    # No redirect to the path with or without a trailing slash: Starlette builds its Location from
+    # the Host header, which the client chooses.  Such a path is a 404 like any other.
+    app.router.redirect_slashes = False
     app.state.gateway = gw
     return DirectRoutes(app, routes[:len(api_routes)])
 
@@ -160,7 +197,8 @@ class DirectRoutes:
     one dictionary lookup; the endpoints render their own errors, so Starlette's
     routing and middleware stack is skipped on the hot path.  Everything else
     (the admin API, unknown paths, methods not allowed, lifespan) goes through
-    the Starlette app.
+    the Starlette app, with a request id made here: every response that does not
+    carry ``x-request-id`` gets it added.
     """
 
     def __init__(self, app: Starlette, routes: list) -> None:
@@ -176,7 +214,24 @@ class DirectRoutes:
                 response = await handler(Request(scope, receive))
                 await response(scope, receive, send)
                 return
+            rid = scope[RID_KEY] = new_request_id()
+            await self.app(scope, receive, _with_request_id(send, rid.encode("latin-1")))
+            return
         await self.app(scope, receive, send)
+
+
+def _with_request_id(send, rid: bytes):
+    """``send``, adding ``x-request-id`` to a response's head that lacks one."""
+
+    async def sender(message) -> None:
+        if message["type"] == "http.response.start":
+            headers = list(message.get("headers") or ())
+            if not any(k.lower() == b"x-request-id" for k, _ in headers):
+                headers.append((b"x-request-id", rid))
+                message = {**message, "headers": headers}
+        await send(message)
+
+    return sender
 
 
 def app_from_env() -> Starlette:

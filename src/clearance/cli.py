@@ -31,6 +31,7 @@ LAZY_COMMANDS = {
     "key": "clearance.identity.cli:key",
     "org": "clearance.identity.cli:org",
     "user": "clearance.identity.cli:user",
+    "witness": "clearance.witness.cli:witness",
 }
 
 

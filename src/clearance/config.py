@@ -44,6 +44,20 @@ class ServerSettings(_Strict):
     # One line per request on the ``clearance.access`` logger: id, principal, org, key id, model,
     # backend, decision, status, latency, tokens (never content).
     access_log: bool = False
+    # JSON bodies nested deeper than this are refused with a 400 when they are read.
+    max_json_depth: int = Field(default=64, ge=2, le=200)
+    # A request's head (request line and headers): at most this many bytes and headers, else 431.
+    max_header_bytes: int = Field(default=65_536, ge=1024)
+    max_header_count: int = Field(default=100, ge=8)
+    # A head must arrive within header_timeout_seconds of its first byte (or of the connection
+    # opening), a body within body_timeout_seconds of its head; an idle keep-alive connection is
+    # closed after keep_alive_timeout_seconds.
+    header_timeout_seconds: float = Field(default=10.0, gt=0)
+    body_timeout_seconds: float = Field(default=30.0, gt=0)
+    keep_alive_timeout_seconds: float = Field(default=5.0, gt=0)
+    # ``/metrics`` asks for ``Authorization: Bearer <token>`` with the token read from this
+    # environment variable; unset: open.  Set but the variable empty: closed to everyone.
+    metrics_token_env: str | None = None
 
 
 class BackendSettings(_Strict):
@@ -63,6 +77,9 @@ class BackendSettings(_Strict):
     self_hosted: bool = False
     breaker_failures: int = 5
     breaker_cooldown_seconds: float = 30.0
+    # A stream is cut off (as an upstream timeout) this long after it was requested, however
+    # steadily the upstream keeps it alive; timeout_seconds still bounds each wait for data.
+    max_stream_seconds: float | None = Field(default=600.0, gt=0)
 
     def api_key(self) -> str | None:
         return os.environ.get(self.api_key_env) if self.api_key_env else None

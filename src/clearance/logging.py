@@ -30,7 +30,10 @@ class JsonFormatter(logging.Formatter):
 class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         extras = " ".join(f"{k}={v}" for k, v in record.__dict__.items() if k not in _STD and not k.startswith("_"))
-        return f"{record.levelname:<7} {record.name}: {record.getMessage()}" + (f" {extras}" if extras else "")
+        line = f"{record.levelname:<7} {record.name}: {record.getMessage()}" + (f" {extras}" if extras else "")
+        if record.exc_info:  # an unexpected error's traceback, as the JSON format keeps it
+            line += "\n" + self.formatException(record.exc_info)
+        return line
 
 
 def setup_logging(fmt: str = "json", level: str = "INFO") -> None:

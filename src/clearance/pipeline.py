@@ -65,6 +65,7 @@ class Gateway:
     tracing: Any = None  # clearance.tracing.Tracing when tracing is on
     traces: dict = field(default_factory=dict)  # request id -> its RequestTrace, until the request ends
     tokens: Any = None  # clearance.identity.tokens.TokenVerifier, or None when no OIDC issuer is configured
+    refusals: Any = None  # clearance.audit.refused.RefusalRecorder, with the audit log
 
 
 @dataclass
@@ -262,6 +263,7 @@ def entry(req: ChatRequest, *, kind: str, decision: str, principal: Principal | 
         latency_ms=round((time.perf_counter() - t0) * 1000, 3) if t0 else 0.0,
         fallbacks=attempts.fallbacks if attempts else [], status=status, error=error,
         key=p.key_id if p else "", tools=list(req.tools), images=req.has_images,
+        client_request_id=req.client_request_id,
     )
 
 
@@ -420,7 +422,7 @@ async def count_tokens(gw: Gateway, req: ChatRequest, api_key: str | None) -> tu
     try:
         counted, _ = await gw.router.call(req, model, "count_tokens")
     except UpstreamError as err:
-        raise _upstream_error(err) from None
+        raise _upstream_error(err, req) from None
     return counted
 
 
@@ -438,7 +440,7 @@ async def complete(gw: Gateway, adm: Admitted, req: ChatRequest) -> ChatResult:
     except UpstreamError as err:
         await record(gw, entry(req, kind="decision", decision="allow", adm=adm, status=err.status,
                                error=err.message), req)
-        raise _upstream_error(err) from None
+        raise _upstream_error(err, req) from None
     _count_fallbacks(gw, adm.model.name, attempts)
     blocked = await screen_response(gw, adm, result.answer_text)
     if blocked is not None:
@@ -479,7 +481,7 @@ async def _while_deciding(gw: Gateway, adm: Admitted, req: ChatRequest, call: An
         await committed(decided)
         record_later(gw, entry(req, kind="completion", decision="allow", adm=adm, status=err.status,
                                error=err.message))
-        raise _upstream_error(err) from None
+        raise _upstream_error(err, req) from None
     except BaseException as err:
         _ended(gw, adm, req, err, decided)
         raise
@@ -518,7 +520,7 @@ async def embed(gw: Gateway, adm: Admitted, req: ChatRequest) -> EmbeddingResult
     except UpstreamError as err:
         await record(gw, entry(req, kind="decision", decision="allow", adm=adm, status=err.status,
                                error=err.message), req)
-        raise _upstream_error(err) from None
+        raise _upstream_error(err, req) from None
     _count_fallbacks(gw, adm.model.name, attempts)
     account(gw, adm, result.usage)
     await record(gw, _outcome(req, adm, "decision", result.backend, attempts, result.usage, _vectors(result), None),
@@ -531,9 +533,23 @@ def _vectors(result: EmbeddingResult) -> str:
     return orjson.dumps(result.raw.get("data")).decode()
 
 
-def _upstream_error(err: UpstreamError) -> ApiError:
+_UPSTREAM_MESSAGES = {
+    429: "the model's upstream is rate limiting requests; try again later",
+    503: "no upstream is available for this model right now",
+    504: "the model's upstream did not answer in time",
+}
+
+
+def _upstream_error(err: UpstreamError, req: ChatRequest) -> ApiError:
+    """The error the client sees: generic (no backend names, no upstream bodies); the detail is
+    logged here and recorded in the request's audit entry."""
     kind = {400: "invalid_request_error", 429: "rate_limited", 503: "no_backend_available", 504: "upstream_timeout"}.get(err.status, "upstream_error")
-    return ApiError(err.status, err.message, type=kind, code=kind)
+    log.warning("upstream failed", extra={"request_id": req.request_id, "model": req.model, "status": err.status,
+                                          "detail": err.message})
+    if err.status == 400:  # the request itself cannot be served as sent (names the field, not a backend)
+        return ApiError(400, err.message, type=kind, code=kind)
+    message = _UPSTREAM_MESSAGES.get(err.status, "the model's upstream failed to answer")
+    return ApiError(err.status, f"{message} (request {req.request_id})", type=kind, code=kind)
 
 
 async def open_stream(gw: Gateway, adm: Admitted, req: ChatRequest) -> tuple[str, AsyncIterator[ChatChunk]]:
@@ -550,7 +566,7 @@ async def open_stream(gw: Gateway, adm: Admitted, req: ChatRequest) -> tuple[str
     except UpstreamError as err:
         await record(gw, entry(req, kind="decision", decision="allow", adm=adm, status=err.status,
                                error=err.message), req)
-        raise _upstream_error(err) from None
+        raise _upstream_error(err, req) from None
     _count_fallbacks(gw, adm.model.name, opened.attempts)
     await record(gw, entry(req, kind="decision", decision="allow", adm=adm, backend=opened.backend,
                            attempts=opened.attempts), req, final=False)  # its completion entry follows
@@ -563,7 +579,7 @@ async def open_stream(gw: Gateway, adm: Admitted, req: ChatRequest) -> tuple[str
         except ApiError:
             pass  # the stream has already been sent; the failure is logged by the audit log
 
-    return opened.backend, _tracked(gw, adm, opened, on_end)
+    return opened.backend, _tracked(gw, adm, req, opened, on_end)
 
 
 async def _open_stream_overlapped(gw: Gateway, adm: Admitted, req: ChatRequest
@@ -584,7 +600,7 @@ async def _open_stream_overlapped(gw: Gateway, adm: Admitted, req: ChatRequest
         record_later(gw, _outcome(req, adm, "completion", opened.backend, opened.attempts, usage, text, blocked, error),
                      text)
 
-    return opened.backend, _tracked(gw, adm, opened, on_end)
+    return opened.backend, _tracked(gw, adm, req, opened, on_end)
 
 
 async def _close(chunks: AsyncIterator[ChatChunk]) -> None:
@@ -598,7 +614,8 @@ async def _close(chunks: AsyncIterator[ChatChunk]) -> None:
                 pass
 
 
-async def _tracked(gw: Gateway, adm: Admitted, opened: OpenStream, on_end) -> AsyncIterator[ChatChunk]:
+async def _tracked(gw: Gateway, adm: Admitted, req: ChatRequest, opened: OpenStream,
+                   on_end) -> AsyncIterator[ChatChunk]:
     """The stream's chunks, screened as they pass when response screening is on; ``on_end`` runs once at the end."""
     parts: list[str] = []
     usage: Usage | None = None
@@ -636,6 +653,9 @@ async def _tracked(gw: Gateway, adm: Admitted, opened: OpenStream, on_end) -> As
         raise
     except Exception as e:
         error = getattr(e, "message", None) or type(e).__name__
+        if not isinstance(e, ResponseBlocked):
+            log.warning("stream broke off", extra={"request_id": req.request_id, "backend": opened.backend,
+                                                  "detail": error})
         raise
     finally:
         # Shielded: when the client disconnects the stream's task is cancelled, and the

@@ -52,6 +52,8 @@ class ChatRequest:
     # read by policy (``context.tools``, ``context.has_images``) and recorded in the audit entry.
     tools: tuple[str, ...] = ()
     has_images: bool = False
+    # The client's own x-request-id (well formed), kept beside the gateway's request_id.
+    client_request_id: str = ""
 
     def texts(self) -> list[str]:
         """Every piece of text in the conversation, system prompt included."""
@@ -175,7 +177,7 @@ class AuditEntry:
 
     time: str
     request_id: str
-    kind: str  # "decision" | "completion"
+    kind: str  # "decision" | "completion" | "refused"
     principal: str
     org: str
     model: str
@@ -195,3 +197,9 @@ class AuditEntry:
     key: str = ""  # the public id of the API key (never the key)
     tools: list[str] = field(default_factory=list)  # names of the tools offered to the model
     images: bool = False  # whether the prompt held an image (never its content)
+    # The client's own x-request-id, when it sent a well-formed one (never the entry's key).
+    client_request_id: str = ""
+    # Refused entries: where the request came from (the peer address) and, for a summary of
+    # refusals not recorded one by one, how many it stands for.
+    source: str = ""
+    count: int = 0

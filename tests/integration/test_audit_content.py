@@ -61,8 +61,10 @@ def world(tmp_path_factory):
     upstream.stop()
 
 
-def _show(world, request_id: str, monkeypatch) -> subprocess.CompletedProcess:
+def _show(world, client_id: str, monkeypatch) -> subprocess.CompletedProcess:
+    """``audit show-content`` of the request the client sent with ``x-request-id: client_id``."""
     monkeypatch.setenv(KEY_ENV, world["content_key"])
+    request_id = _entries_of(world["db"], client_id, 1)[0]["request_id"]
     return run_cli(world["config"], "audit", "show-content", request_id, check=False)
 
 
@@ -71,12 +73,13 @@ def _rows(db, sql: str, *args) -> list[tuple]:
         return conn.execute(sql, args).fetchall()
 
 
-def _entries_of(db, request_id: str, n: int = 2) -> list[dict]:
-    """The request's entries once ``n`` are committed (a completion entry follows its answer by a few ms)."""
+def _entries_of(db, client_id: str, n: int = 2) -> list[dict]:
+    """The entries of the request sent with ``x-request-id: client_id`` once ``n`` are committed
+    (a completion entry follows its answer by a few ms)."""
     deadline = time.monotonic() + 10
     while True:
         got = [json.loads(b) for (b,) in _rows(db, DECISIONS)]
-        got = [e for e in got if e["request_id"] == request_id]
+        got = [e for e in got if e["client_request_id"] == client_id]
         if len(got) >= n or time.monotonic() > deadline:
             return got
         time.sleep(0.02)
@@ -132,7 +135,8 @@ def test_swapped_ciphertext_is_refused(world, monkeypatch) -> None:
         assert len(_entries_of(world["db"], f"content-swap-{i}")) == 2
     (a_idx, a_nonce, a_ct), (b_idx, b_nonce, b_ct) = _rows(
         world["db"], "SELECT entry_idx, nonce, ciphertext FROM audit_content WHERE part = 'completion' "
-        "AND request_id IN ('content-swap-1', 'content-swap-2') ORDER BY request_id")
+        "AND request_id IN (?, ?) ORDER BY entry_idx",
+        *[_entries_of(world["db"], f"content-swap-{i}")[0]["request_id"] for i in (1, 2)])
     with sqlite3.connect(world["db"]) as conn:
         for idx, nonce, ct in ((a_idx, b_nonce, b_ct), (b_idx, a_nonce, a_ct)):
             conn.execute("UPDATE audit_content SET nonce = ?, ciphertext = ? WHERE entry_idx = ? AND part = 'completion'",
@@ -145,10 +149,12 @@ def test_swapped_ciphertext_is_refused(world, monkeypatch) -> None:
 
 def test_show_content_with_the_wrong_key_or_no_key(world, monkeypatch) -> None:
     monkeypatch.setenv(KEY_ENV, generate_content_key())
-    proc = run_cli(world["config"], "audit", "show-content", "content-plain-1", check=False)
+    proc = run_cli(world["config"], "audit", "show-content",
+                   _entries_of(world["db"], "content-plain-1", 1)[0]["request_id"], check=False)
     assert proc.returncode == 1 and "encrypted with key" in proc.stderr
     monkeypatch.delenv(KEY_ENV)
-    proc = run_cli(world["config"], "audit", "show-content", "content-plain-1", check=False)
+    proc = run_cli(world["config"], "audit", "show-content",
+                   _entries_of(world["db"], "content-plain-1", 1)[0]["request_id"], check=False)
     assert proc.returncode == 1 and KEY_ENV in proc.stderr and "Traceback" not in proc.stderr
 
 
@@ -186,14 +192,14 @@ def test_default_config_stores_only_digests(tmp_path, monkeypatch) -> None:
     db = tmp_path / "clearance.db"
     assert _rows(db, "SELECT count(*) FROM audit_content") == [(0,)]
     decision, completion = [json.loads(b) for (b,) in _rows(db, DECISIONS)]
-    assert [decision["request_id"], completion["request_id"]] == ["digest-only-1"] * 2
+    assert [decision["client_request_id"], completion["client_request_id"]] == ["digest-only-1"] * 2
     assert len(decision["prompt_sha256"]) == 64 and len(completion["completion_sha256"]) == 64
     assert "keep me private" not in json.dumps([decision, completion])
     monkeypatch.setenv(KEY_ENV, generate_content_key())
     cfg = yaml.safe_load(config.read_text())
     cfg["audit"] = {"content_key_env": KEY_ENV}  # content storage stays off; only the key is named
     (tmp_path / "show.yaml").write_text(yaml.safe_dump(cfg))
-    proc = run_cli(tmp_path / "show.yaml", "audit", "show-content", "digest-only-1", check=False)
+    proc = run_cli(tmp_path / "show.yaml", "audit", "show-content", decision["request_id"], check=False)
     assert proc.returncode == 1 and "no stored content" in proc.stderr
 
 
@@ -208,7 +214,7 @@ def test_answers_can_wait_for_their_whole_record(tmp_path) -> None:
             extra_headers={"x-request-id": "strict-1"})
         answer = raw.parse().choices[0].message.content
         got = [json.loads(b) for (b,) in _rows(db, DECISIONS)]
-        (only,) = [e for e in got if e["request_id"] == "strict-1"]  # read at once: it came before the answer
+        (only,) = [e for e in got if e["client_request_id"] == "strict-1"]  # read at once: it came before the answer
         assert (only["kind"], only["decision"], only["backend"]) == ("decision", "allow", "primary")
         assert only["completion_sha256"] == hashlib.sha256(answer.encode()).hexdigest()
         chunks = client.chat.completions.create(model="chat", messages=[{"role": "user", "content": "stream"}],

@@ -85,7 +85,7 @@ def audit_entry(world, request_id: str) -> dict:
     while True:
         with sqlite3.connect(db) as conn:
             bodies = [json.loads(b) for (b,) in conn.execute("SELECT body FROM audit_entries ORDER BY idx")]
-        got = [e for e in bodies if e["request_id"] == request_id]
+        got = [e for e in bodies if e["client_request_id"] == request_id]
         if got or time.monotonic() > deadline:
             assert got, f"no audit entry for {request_id}"
             return got[0]

@@ -252,7 +252,7 @@ def _entries_of(world, rid: str, n: int) -> list[dict]:
     """The request's entries once ``n`` are committed (its completion entry follows the answer)."""
     deadline = time.monotonic() + 10
     while True:
-        got = [e for e in _audit_entries(world) if e["request_id"] == rid]
+        got = [e for e in _audit_entries(world) if e["client_request_id"] == rid]
         if len(got) >= n or time.monotonic() > deadline:
             return got
         time.sleep(0.05)
@@ -264,7 +264,7 @@ def test_answer_waits_for_its_decision_and_the_completion_follows(world, client)
         model="chat", messages=[{"role": "user", "content": "Hello there"}], extra_headers={"x-request-id": rid})
     done = raw.parse()
     # The decision entry was committed before the answer was released.
-    decided = [e for e in _audit_entries(world) if e["request_id"] == rid]
+    decided = [e for e in _audit_entries(world) if e["client_request_id"] == rid]
     assert decided and decided[0]["kind"] == "decision" and decided[0]["decision"] == "allow"
     assert decided[0]["backend"] == "" and decided[0]["completion_sha256"] == ""
     decision, completion = _entries_of(world, rid, 2)
@@ -301,12 +301,12 @@ def test_client_leaving_mid_stream_still_gets_its_completion_audited(world):
                 break  # leave after the first token
     deadline = time.monotonic() + 10
     while True:
-        kinds = [e["kind"] for e in _audit_entries(world) if e["request_id"] == rid]
+        kinds = [e["kind"] for e in _audit_entries(world) if e["client_request_id"] == rid]
         if "completion" in kinds or time.monotonic() > deadline:
             break
         time.sleep(0.2)
     assert kinds == ["decision", "completion"]
-    done = [e for e in _audit_entries(world) if e["request_id"] == rid][-1]
+    done = [e for e in _audit_entries(world) if e["client_request_id"] == rid][-1]
     assert done["status"] == 499 and done["error"] == "client disconnected"
 
 

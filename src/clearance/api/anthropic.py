@@ -21,7 +21,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from clearance.api.errors import ApiError, bad_request
-from clearance.routing.backends.base import UpstreamError
 from clearance.types import ChatChunk, ChatRequest, ChatResult, Message
 
 # Fields a client may send that Clearance reads.
@@ -471,8 +470,9 @@ async def render_stream(chunks: AsyncIterator[ChatChunk], req: ChatRequest, mess
                 if isinstance(stopped, ApiError):  # stopped by Clearance (response screening)
                     yield sse_error(stopped, req.request_id)
                     return
-                message = exc.message if isinstance(exc, UpstreamError) else "The upstream stream failed."
-                yield sse_error(ApiError(502, f"Upstream stream interrupted: {message}", type="api_error"),
+                # Generic: the detail (which backend, what it said) is in the log and the audit entry.
+                yield sse_error(ApiError(502, f"Upstream stream interrupted (request {req.request_id})",
+                                         type="api_error"),
                                 req.request_id)
                 return
 

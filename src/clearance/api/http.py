@@ -1,17 +1,19 @@
 """The HTTP endpoints: turn requests into pipeline calls and pipeline results into responses.
 
-Every response carries ``x-request-id``; every error is JSON in the wire
-format the client speaks, never a traceback.  Bodies are read up to the
-configured size limit and no further.
+Every response carries ``x-request-id``, an id the gateway makes (a client's
+own ``x-request-id`` is kept as ``client_request_id`` and echoed in
+``x-client-request-id``); every error is JSON in the wire format the client
+speaks, never a traceback.  Bodies are read up to the configured size limit
+and no further, and refused when they nest deeper than ``max_json_depth``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
+import dataclasses
+import hmac
 import logging
-import re
-import secrets
+import os
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
@@ -29,21 +31,34 @@ from clearance.api import openai as openai_wire
 from clearance.api import responses as responses_wire
 from clearance.api import responses_stream
 from clearance.api.errors import ApiError, bad_request
+from clearance.api.jsondepth import too_deep
+from clearance.api.refused import AUDITED, REQ_KEY, refused_entry
 from clearance.identity.keys import redact
 from clearance.pipeline import Gateway
+from clearance.requestid import client_request_id, new_request_id
+from clearance.types import ChatRequest
 
 log = logging.getLogger("clearance.http")
-_RID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-
-
-_RID_PREFIX = "req_" + secrets.token_hex(6)  # unique per process
-_rid_counter = itertools.count(1)
+RID_KEY = "clearance.request_id"  # where a request's id is kept in its ASGI scope
+CLIENT_RID_KEY = "clearance.client_request_id"
 
 
 def request_id(request: Request) -> str:
-    """The caller's ``x-request-id`` when it is well formed, else a fresh id unique across workers."""
-    rid = request.headers.get("x-request-id", "")
-    return rid if rid and _RID.match(rid) else f"{_RID_PREFIX}{next(_rid_counter):010x}"
+    """The request's id: made by the gateway once per request (never taken from the client)."""
+    rid = request.scope.get(RID_KEY)
+    if rid is None:
+        rid = request.scope[RID_KEY] = new_request_id()
+    return rid
+
+
+def parsed(req: ChatRequest, request: Request) -> ChatRequest:
+    """``req`` carrying the client's own request id, if it sent a well-formed one; kept in the
+    scope for the audit entry of a refusal."""
+    crid = request.scope.get(CLIENT_RID_KEY)
+    if crid:
+        req = dataclasses.replace(req, client_request_id=crid)
+    request.scope[REQ_KEY] = req
+    return req
 
 
 def api_key_of(request: Request) -> str | None:
@@ -57,8 +72,9 @@ def json_response(body: object, status: int = 200, headers: dict[str, str] | Non
     return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers)
 
 
-async def read_json(request: Request, limit: int, empty: object = None) -> object:
-    """The request's JSON body, read up to ``limit`` bytes; ``empty`` is returned for no body if given."""
+async def read_json(request: Request, limit: int, empty: object = None, max_depth: int = 64) -> object:
+    """The request's JSON body, read up to ``limit`` bytes and nested at most ``max_depth`` deep;
+    ``empty`` is returned for no body if given."""
     declared = request.headers.get("content-length")
     if declared is not None:
         try:
@@ -79,9 +95,12 @@ async def read_json(request: Request, limit: int, empty: object = None) -> objec
             return empty
         raise bad_request("request body is empty; expected a JSON object")
     try:
-        return orjson.loads(body)
+        value = orjson.loads(body)
     except orjson.JSONDecodeError as e:
         raise bad_request(f"request body is not valid JSON: {e}") from None
+    if too_deep(body, value, max_depth):
+        raise ApiError(400, f"request body nests deeper than {max_depth} levels", code="json_too_deep")
+    return value
 
 
 Handler = Callable[[Request, str], Awaitable[Response]]
@@ -91,7 +110,10 @@ def endpoint(gw: Gateway, name: str, wire: str, handler: Handler):
     """Wrap a handler: request id, error rendering, metrics and one log line per request."""
 
     async def run(request: Request) -> Response:
-        rid = request_id(request)
+        rid = new_request_id()
+        crid = client_request_id(request.headers.get("x-request-id"))
+        if crid:
+            request.scope[CLIENT_RID_KEY] = crid
         started = time.perf_counter()
         try:
             response = await handler(request, rid)
@@ -101,6 +123,8 @@ def endpoint(gw: Gateway, name: str, wire: str, handler: Handler):
             if err.status >= 500 or err.status in (401, 403):
                 log.info("request refused", extra={"request_id": rid, "status": err.status, "code": err.code,
                                                    "key": redact(api_key_of(request) or "")})
+            if err.status in AUDITED and gw.refusals is not None:
+                _record_refusal(gw, request, rid, crid, err)
         except Exception:
             log.exception("unexpected error", extra={"request_id": rid})
             err = ApiError(502, "the gateway could not serve this request", type="gateway_error", code="gateway_error")
@@ -108,6 +132,8 @@ def endpoint(gw: Gateway, name: str, wire: str, handler: Handler):
             response = json_response(body, 502)
         # Straight onto the raw header list (no endpoint sets this header itself); the id is ASCII.
         response.raw_headers.append((b"x-request-id", rid.encode("latin-1")))
+        if crid:
+            response.raw_headers.append((b"x-client-request-id", crid.encode("latin-1")))
         gw.metrics.requests.labels(name, str(response.status_code)).inc()
         if log.isEnabledFor(logging.DEBUG):
             log.debug("request", extra={"request_id": rid, "endpoint": name, "status": response.status_code,
@@ -115,6 +141,13 @@ def endpoint(gw: Gateway, name: str, wire: str, handler: Handler):
         return response
 
     return run
+
+
+def _record_refusal(gw: Gateway, request: Request, rid: str, crid: str, err: ApiError) -> None:
+    try:
+        gw.refusals.record(refused_entry(gw, request, rid, crid, err, api_key_of(request)))
+    except Exception:
+        log.exception("refused request not recorded", extra={"request_id": rid})
 
 
 class EventStream(StreamingResponse):
@@ -150,10 +183,11 @@ def _sse(stream, backend: str) -> StreamingResponse:
 
 def build_routes(gw: Gateway) -> list[Route]:
     limit = gw.config.server.max_body_bytes
+    depth = gw.config.server.max_json_depth
 
     async def chat_completions(request: Request, rid: str) -> Response:
-        body = await read_json(request, limit)
-        req = openai_wire.parse_request(body, rid)
+        body = await read_json(request, limit, max_depth=depth)
+        req = parsed(openai_wire.parse_request(body, rid), request)
         adm = await pipeline.admit(gw, req, api_key_of(request), request.headers.get("traceparent"))
         if not req.stream:
             result = await pipeline.complete(gw, adm, req)
@@ -165,8 +199,9 @@ def build_routes(gw: Gateway) -> list[Route]:
         return _sse(openai_wire.render_stream(chunks, req, include_usage), backend)
 
     async def responses(request: Request, rid: str) -> Response:
-        body = await read_json(request, limit)
+        body = await read_json(request, limit, max_depth=depth)
         req, echo = responses_wire.parse_request(body, rid)
+        req = parsed(req, request)
         adm = await pipeline.admit(gw, req, api_key_of(request), request.headers.get("traceparent"))
         if not req.stream:
             result = await pipeline.complete(gw, adm, req)
@@ -176,9 +211,9 @@ def build_routes(gw: Gateway) -> list[Route]:
         return _sse(responses_stream.render_stream(chunks, req, echo), backend)
 
     async def messages(request: Request, rid: str) -> Response:
-        body = await read_json(request, limit)
-        req = anthropic_wire.parse_request(body, rid, {h: v for h in anthropic_wire.FORWARDED_HEADERS
-                                                       if (v := request.headers.get(h))})
+        body = await read_json(request, limit, max_depth=depth)
+        req = parsed(anthropic_wire.parse_request(body, rid, {h: v for h in anthropic_wire.FORWARDED_HEADERS
+                                                                      if (v := request.headers.get(h))}), request)
         adm = await pipeline.admit(gw, req, api_key_of(request), request.headers.get("traceparent"))
         mid = "msg_" + rid.removeprefix("req_")
         if not req.stream:
@@ -211,14 +246,14 @@ def build_routes(gw: Gateway) -> list[Route]:
         return json_response(openai_wire.render_models([name])["data"][0])
 
     async def embeddings(request: Request, rid: str) -> Response:
-        body = await read_json(request, limit)
-        req = embeddings_wire.parse_request(body, rid)
+        body = await read_json(request, limit, max_depth=depth)
+        req = parsed(embeddings_wire.parse_request(body, rid), request)
         adm = await pipeline.admit(gw, req, api_key_of(request), request.headers.get("traceparent"), "embeddings")
         result = await pipeline.embed(gw, adm, req)
         return json_response(embeddings_wire.render_result(result, req), headers={"x-clearance-backend": result.backend})
 
     async def count_tokens(request: Request, rid: str) -> Response:
-        body = await read_json(request, limit)
+        body = await read_json(request, limit, max_depth=depth)
         if not isinstance(body, dict):
             raise bad_request("The request body must be a JSON object.")
         # The same body as a message, less max_tokens, which counting does not take.
@@ -240,7 +275,15 @@ def build_routes(gw: Gateway) -> list[Route]:
         return json_response({"status": "ready" if not problems else "not_ready", "snapshot": snap.hash,
                               "version": snap.version, "problems": problems}, status)
 
+    token_env = gw.config.server.metrics_token_env
+    metrics_token = (os.environ.get(token_env) or "").encode() if token_env else None
+
     async def metrics(request: Request, rid: str) -> Response:
+        if metrics_token is not None:  # an empty token (variable unset) matches nothing: closed
+            auth = request.headers.get("authorization", "").encode()
+            if not (metrics_token and hmac.compare_digest(auth, b"Bearer " + metrics_token)):
+                raise ApiError(401, "/metrics needs 'Authorization: Bearer <metrics token>'",
+                               type="authentication_error", code="invalid_metrics_token")
         return Response(gw.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     def route(path: str, name: str, wire: str, handler: Handler, methods: list[str]) -> Route:

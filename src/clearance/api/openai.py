@@ -248,8 +248,9 @@ async def render_stream(chunks: AsyncIterator[ChatChunk], req: ChatRequest, incl
         if isinstance(stopped, ApiError):  # stopped by Clearance (response screening)
             yield opening + _event(stopped.openai_body(req.request_id))
             return
-        error = getattr(e, "message", None) or type(e).__name__
-        yield opening + _event({"error": {"message": f"upstream stream failed: {error}", "type": "upstream_error",
+        # Generic: the detail (which backend, what it said) is in the log and the audit entry.
+        yield opening + _event({"error": {"message": f"the upstream stream failed (request {req.request_id})",
+                                          "type": "upstream_error",
                                           "code": "stream_interrupted", "request_id": req.request_id}})
     finally:
         aclose = getattr(chunks, "aclose", None)

@@ -90,18 +90,51 @@ def keygen(config_path: str, name: str | None, out: str | None, force: bool) -> 
 @audit.command()
 @config_option
 @click.option("--key", help="Verifier key, or a file holding it (defaults to the configured keys).")
+@click.option("--checkpoints", "checkpoint_dirs", multiple=True, type=click.Path(file_okay=False),
+              help="A mirrored copy of the published checkpoints (audit.checkpoint_dir); the database must "
+                   "agree with every one.")
+@click.option("--trusted-checkpoint", "trusted_files", multiple=True, type=click.Path(dir_okay=False),
+              help="A checkpoint kept outside the database (a file); the database must agree with it.")
+@click.option("--witness", "witness_urls", multiple=True,
+              help="A witness's URL: the latest checkpoint it cosigned must agree with the database.")
+@click.option("--witness-key", "witness_keys", multiple=True,
+              help="A witness's verifier key (or a file): its cosignature on what it returns is checked.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def verify(config_path: str, key: str | None, as_json: bool) -> None:
-    """Recompute the whole tree and check every checkpoint; exit 1 naming the first bad entry."""
+def verify(config_path: str, key: str | None, checkpoint_dirs: tuple[str, ...], trusted_files: tuple[str, ...],
+           witness_urls: tuple[str, ...], witness_keys: tuple[str, ...], as_json: bool) -> None:
+    """Recompute the whole tree and check every checkpoint; exit 1 naming the first bad entry.
+
+    With --checkpoints or --trusted-checkpoint the log is also held to checkpoints kept
+    outside its database, which its operator cannot rewrite.
+    """
+    from clearance.audit.publish import read_published
     from clearance.audit.verify import verify_log
 
     config = open_config(config_path)
     verifier = _verifier(config, key)
-    result = verify_log(_engine(config), verifier, config.audit.origin)
+    trusted: list[tuple[str, str]] = []
+    try:
+        for folder in checkpoint_dirs:
+            found = read_published(Path(folder))
+            if not found:
+                raise click.ClickException(f"no published checkpoints in {folder}")
+            trusted += found
+        trusted += [(f, Path(f).read_text(encoding="utf-8")) for f in trusted_files]
+    except OSError as e:
+        raise click.ClickException(f"cannot read trusted checkpoints: {e}") from None
+    if witness_urls:
+        from clearance.witness.fetch import witnessed_checkpoints
+
+        try:
+            trusted += witnessed_checkpoints(witness_urls, witness_keys, config.audit.origin)
+        except (NoteError, OSError, ValueError) as e:
+            raise click.ClickException(f"cannot use the witnesses: {e}") from None
+    result = verify_log(_engine(config), verifier, config.audit.origin, trusted=trusted)
     if as_json:
         click.echo(json.dumps({
             "ok": result.ok, "size": result.size, "entries_checked": result.entries_checked,
             "checkpoints_checked": result.checkpoints_checked, "signatures_checked": result.signatures_checked,
+            "trusted_checked": result.trusted_checked,
             "pruned_size": result.pruned_size, "first_bad_entry": result.first_bad_entry,
             "problems": [p.message for p in result.problems],
         }, indent=2))
@@ -114,6 +147,7 @@ def verify(config_path: str, key: str | None, as_json: bool) -> None:
             click.echo(
                 f"OK: {result.entries_checked} entries, {result.checkpoints_checked} checkpoints, "
                 f"{result.signatures_checked} signatures verified (log size {result.size})"
+                + (f", consistent with {result.trusted_checked} trusted checkpoints" if trusted else "")
             )
     if not result.ok:
         first = result.first_bad_entry

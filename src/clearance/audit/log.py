@@ -59,6 +59,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -68,6 +69,7 @@ from clearance.audit.checkpoint import Checkpoint, CheckpointSigner
 from clearance.audit.content import ContentCipher, ContentError, SealedPart
 from clearance.audit.loop_commit import CommitterBusy, LoopCommitter, is_busy, settle_all
 from clearance.audit.merkle import Frontier, leaf_hash
+from clearance.audit.publish import note_size, publish
 from clearance.audit.settings import AuditSettings
 from clearance.audit.tables import AuditCheckpointRow, AuditEntryRow, AuditHead
 from clearance.types import AuditEntry, Message
@@ -360,12 +362,15 @@ class AuditLog:
 
     def __init__(
         self, engine: Engine, settings: AuditSettings, signer: CheckpointSigner | None = None,
-        content: ContentCipher | None = None,
+        content: ContentCipher | None = None, publish_dir: Path | None = None,
     ) -> None:
         self.engine = engine
         self.settings = settings
         self.signer = signer
         self.content = content
+        # Where checkpoints are also written as files (clearance.audit.publish); None: not published.
+        self.publish_dir = publish_dir
+        self._published = -1  # the size of the newest checkpoint this process published
         dialect = engine.dialect
         self._sqlite = dialect.name == "sqlite"
         if self._sqlite:
@@ -799,12 +804,27 @@ class AuditLog:
     # -- checkpoints -------------------------------------------------------
 
     def checkpoint(self) -> str:
-        """Issue a checkpoint of the current tree if it grew; return the latest signed note."""
+        """Issue a checkpoint of the current tree if it grew; return the latest signed note.
+
+        With a ``publish_dir`` the note is also written there once committed.
+        """
         with self.engine.connect() as conn:
             if self._sqlite:
                 conn.exec_driver_sql("PRAGMA synchronous=FULL")
                 conn.commit()
-            return self._checkpoint(conn)
+            note = self._checkpoint(conn)
+        if self.publish_dir is not None:
+            self._publish(note)
+        return note
+
+    def _publish(self, note: str) -> None:
+        try:
+            size = note_size(note)
+            if size > self._published:
+                publish(self.publish_dir, note)
+                self._published = size
+        except (OSError, ValueError, IndexError) as e:  # loud, but the log itself goes on
+            log.error("audit checkpoint not published to %s: %s", self.publish_dir, e)
 
     def _checkpoint(self, conn: Connection) -> str:
         with conn.begin():

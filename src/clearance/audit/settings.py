@@ -7,6 +7,15 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
+class WitnessSettings(BaseModel):
+    """A C2SP tlog-witness that cosigns the log's checkpoints (see `clearance witness serve`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str  # the witness's submission prefix: <url>/add-checkpoint
+    key: str  # its verifier key (<name>+<id>+<key>), or a file holding it, relative to the config file
+
+
 class AuditSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -20,6 +29,12 @@ class AuditSettings(BaseModel):
     # `clearance audit verify` when the signing key is not at hand.
     verifier_key: str | None = None
     checkpoint_interval_seconds: float = Field(default=10.0, gt=0)
+    # Also write every checkpoint as a C2SP tlog-checkpoint file to this folder (relative to the
+    # config file), for auditors to mirror: DIR/checkpoint (the newest), DIR/checkpoints/<size>.
+    checkpoint_dir: str | None = None
+    # Witnesses each new checkpoint is sent to, with a consistency proof; their cosignatures are
+    # appended to the stored checkpoint.
+    witnesses: list[WitnessSettings] = Field(default_factory=list)
     # Entries older than this are pruned (their subtree hashes are kept); None keeps all.
     retention_days: float | None = Field(default=None, gt=0)
     # Also keep each prompt and completion, encrypted (AES-256-GCM) with the content key below;
@@ -53,6 +68,10 @@ class AuditSettings(BaseModel):
     # A completion entry nobody waits for is committed with the next entry someone waits for, or
     # about this long after it was set aside, whichever is first; 0 commits it at once.
     completion_max_delay_ms: float = Field(default=20.0, ge=0, le=10_000)
+    # Requests refused before a policy decision (400, 401, 404, 413) are recorded as ``refused``
+    # entries, at most this many per source (peer address) per minute and worker; the rest as
+    # one counted summary entry per source and minute.
+    refused_per_source_per_minute: int = Field(default=60, ge=0)
 
     @field_validator("origin")
     @classmethod

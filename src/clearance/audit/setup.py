@@ -63,7 +63,12 @@ def check_audit_setup(config: Config) -> None:
     try:
         signer_from_config(config)
         cipher_from_config(config)
-    except (NoteError, ContentKeyError) as e:
+        for w in config.audit.witnesses:
+            from clearance.witness.cosign import CosignatureVerifier
+
+            path = config.resolve(w.key)
+            CosignatureVerifier.parse(path.read_text() if path.is_file() else w.key)
+    except (NoteError, ContentKeyError, OSError) as e:
         raise AuditSetupError(f"the gateway cannot start: {e}") from None
 
 
@@ -73,4 +78,5 @@ def open_audit_log(config: Config, engine: Engine) -> AuditLog:
     Raises ``NoteError`` or ``ContentKeyError`` when a configured key cannot
     be used: with ``store_content`` on, no log is opened without its key.
     """
-    return AuditLog(engine, config.audit, signer_from_config(config), cipher_from_config(config))
+    publish_dir = config.resolve(config.audit.checkpoint_dir) if config.audit.checkpoint_dir else None
+    return AuditLog(engine, config.audit, signer_from_config(config), cipher_from_config(config), publish_dir)

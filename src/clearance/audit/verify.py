@@ -16,12 +16,19 @@ What a database edit looks like to this check:
 - entries deleted at the end, or beyond the head: the size no longer matches
   the head row and the checkpoints;
 - a checkpoint edited: its signature or its stored size/root fails.
+
+Against the operator of the database itself (who may delete checkpoint rows,
+rewrite the head and recompute hashes), the log is checked against
+checkpoints held elsewhere (``trusted``: mirrored published checkpoints, a
+checkpoint an auditor kept): each must verify, must be in the database with
+the same root, and the entries must hash to its root at its size; a trusted
+checkpoint larger than the log means its tail was cut off.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 
@@ -48,6 +55,7 @@ class VerifyResult:
     size: int = 0
     entries_checked: int = 0
     checkpoints_checked: int = 0
+    trusted_checked: int = 0
     signatures_checked: int = 0
     pruned_size: int = 0
     problems: list[Problem] = field(default_factory=list)
@@ -129,10 +137,52 @@ def _stream_entries(engine: Engine, start: int, batch: int) -> Iterator[tuple[in
             raw.rollback()
 
 
+def _check_trusted(
+    trusted: Sequence[tuple[str, str]], verifier: NoteVerifier | None, origin: str | None, result: VerifyResult
+) -> dict[int, tuple[bytes, str]]:
+    """Check each trusted ``(label, note)``; return size -> (root, label) of those that verify."""
+    out: dict[int, tuple[bytes, str]] = {}
+    for label, note in trusted:
+        try:
+            parsed = parse_checkpoint(read_checkpoint_text(note, verifier))
+        except (NoteError, ValueError) as e:
+            result.problems.append(Problem(f"trusted checkpoint {label}: {e}"))
+            continue
+        if origin is not None and parsed.origin != origin:
+            result.problems.append(Problem(f"trusted checkpoint {label} names origin {parsed.origin!r}, not {origin!r}"))
+            continue
+        seen = out.get(parsed.size)
+        if seen is not None and seen[0] != parsed.root:
+            result.problems.append(Problem(f"trusted checkpoints {seen[1]} and {label} state different roots for "
+                                           f"size {parsed.size}: the log showed two different histories"))
+            continue
+        out[parsed.size] = (parsed.root, label)
+        result.trusted_checked += 1
+    return out
+
+
+def _merge_trusted(
+    roots: dict[int, bytes], trusted: dict[int, tuple[bytes, str]], pruned: int, result: VerifyResult
+) -> None:
+    """Hold the database's checkpoints to the trusted ones, and add those it lost to ``roots``."""
+    for size, (root, label) in sorted(trusted.items()):
+        if size in roots:
+            if roots[size] != root:
+                result.problems.append(Problem(f"the database's checkpoint at size {size} differs from the trusted "
+                                               f"checkpoint {label}"))
+            continue
+        result.problems.append(Problem(f"the trusted checkpoint {label} (size {size}) is not in the database: "
+                                       f"checkpoints were deleted"))
+        if size >= pruned:
+            roots[size] = root  # the entries must still hash to it
+
+
 def verify_log(
-    engine: Engine, verifier: NoteVerifier | None = None, origin: str | None = None, batch: int = 20_000
+    engine: Engine, verifier: NoteVerifier | None = None, origin: str | None = None, batch: int = 20_000,
+    trusted: Sequence[tuple[str, str]] = (),
 ) -> VerifyResult:
-    """Check the whole log behind ``engine``; see the module docstring."""
+    """Check the whole log behind ``engine``, and against the ``trusted`` checkpoint notes
+    (``(label, note)``, such as mirrored published checkpoints); see the module docstring."""
     result = VerifyResult()
     with engine.connect() as conn:
         head = conn.execute(select(_head).where(_head.c.id == 1)).first()
@@ -150,6 +200,8 @@ def verify_log(
 
     roots = _check_checkpoints(load_checkpoints(engine), verifier, origin, result)
     result.checkpoints_checked = len(roots)
+    if trusted:
+        _merge_trusted(roots, _check_trusted(trusted, verifier, origin, result), pruned, result)
     targets = sorted(s for s in roots if s >= pruned)
     if pruned in roots and frontier.root() != roots[pruned]:  # also the empty tree when nothing was pruned
         result.problems.append(Problem(f"the kept hashes of the {pruned} pruned entries do not match the checkpoint"))

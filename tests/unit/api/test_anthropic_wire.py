@@ -273,7 +273,8 @@ def test_render_stream_failure_after_output_ends_with_error_event() -> None:
     assert "message_stop" not in names and "message_delta" not in names
     error = events[-1][1]
     assert error["type"] == "error" and error["error"]["type"] == "api_error"
-    assert "timed out" in error["error"]["message"]
+    # Generic: neither the backend's name nor what it said reaches the client (they are in the log and audit).
+    assert "req_render" in error["error"]["message"] and "b1" not in error["error"]["message"]
     assert error["request_id"] == "req_render"
 
 
@@ -444,7 +445,7 @@ def test_sdk_sees_a_broken_stream_as_an_error(sdk_double: tuple[str, list[ChatRe
 
     with pytest.raises(anthropic.APIError) as caught:
         asyncio.run(run())
-    assert "closed the connection" in str(caught.value)
+    assert "Upstream stream interrupted (request req_sdk)" in str(caught.value)
     assert "".join(received) == "Hello from the double"
 
 

@@ -21,7 +21,8 @@ import orjson
 from clearance.routing.backends import translate
 from clearance.routing.backends.base import UpstreamError, other_format_error
 from clearance.tracing import upstream_headers
-from clearance.routing.backends.transport import TRANSPORT_ERRORS, Timeouts, iter_sse_batches, transport_error
+from clearance.routing.backends.transport import (TRANSPORT_ERRORS, Timeouts, iter_sse_batches, redirect_error,
+                                                  transport_error)
 from clearance.types import ChatChunk, ChatRequest, ChatResult, Usage
 
 DEFAULT_MAX_TOKENS = 1024
@@ -168,7 +169,8 @@ class AnthropicBackend:
         body = {k: v for k, v in build_body(req, model, stream=False).items() if k in _COUNTED}
         try:
             async with self.session.post(self._url + "/count_tokens", data=orjson.dumps(body),
-                                         headers=self._headers_for(req), timeout=self._timeouts.for_call()) as r:
+                                         headers=self._headers_for(req), timeout=self._timeouts.for_call(),
+                                         allow_redirects=False) as r:
                 status, raw = r.status, await r.read()
         except TRANSPORT_ERRORS as exc:
             raise self._transport_error(exc) from None
@@ -186,7 +188,7 @@ class AnthropicBackend:
         body = build_body(req, model, stream=False)
         try:
             async with self.session.post(self._url, data=orjson.dumps(body), headers=self._headers_for(req),
-                                         timeout=self._timeouts.for_call()) as response:
+                                         timeout=self._timeouts.for_call(), allow_redirects=False) as response:
                 status, raw = response.status, await response.read()
         except TRANSPORT_ERRORS as exc:
             raise self._transport_error(exc) from None
@@ -220,7 +222,7 @@ class AnthropicBackend:
         headers = {**self._headers_for(req), "accept": "text/event-stream"}
         try:
             async with self.session.post(self._url, data=orjson.dumps(body), headers=headers,
-                                         timeout=self._timeouts.for_stream()) as response:
+                                         timeout=self._timeouts.for_stream(), allow_redirects=False) as response:
                 if response.status != 200:
                     raise self._status_error(response.status, await response.read())
                 finished = False
@@ -328,6 +330,8 @@ class AnthropicBackend:
         return UpstreamError(self._scrub(err.message), status=err.status, retryable=err.retryable)
 
     def _status_error(self, status: int, raw: bytes) -> UpstreamError:
+        if 300 <= status < 400:
+            return redirect_error(self.name, status)
         try:
             data: object = json.loads(raw) if raw else None
         except ValueError:

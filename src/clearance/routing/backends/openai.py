@@ -16,7 +16,8 @@ import orjson
 from clearance.routing.backends import translate
 from clearance.routing.backends.base import UpstreamError, other_format_error
 from clearance.tracing import upstream_headers
-from clearance.routing.backends.transport import TRANSPORT_ERRORS, Timeouts, iter_sse_batches, transport_error
+from clearance.routing.backends.transport import (TRANSPORT_ERRORS, Timeouts, iter_sse_batches, redirect_error,
+                                                  transport_error)
 from clearance.types import ChatChunk, ChatRequest, ChatResult, EmbeddingResult, Usage
 
 
@@ -27,6 +28,8 @@ def status_error(name: str, status: int, body: bytes) -> UpstreamError:
         detail = (err.get("message") if isinstance(err, dict) else str(err or ""))[:300]
     except Exception:
         pass
+    if 300 <= status < 400:
+        return redirect_error(name, status)
     msg = f"backend {name} answered {status}" + (f": {detail}" if detail else "")
     if status == 429:
         return UpstreamError(msg, status=429, retryable=True, upstream_status=status)
@@ -138,7 +141,7 @@ class OpenAIBackend:
         body = orjson.dumps(request_body(req, model))
         try:
             async with self.session.post(self.url, data=body, headers=upstream_headers(self.headers),
-                                         timeout=self.timeouts.for_call()) as r:
+                                         timeout=self.timeouts.for_call(), allow_redirects=False) as r:
                 status, raw = r.status, await r.read()
         except TRANSPORT_ERRORS as e:
             raise transport_error(self.name, e) from None
@@ -167,7 +170,7 @@ class OpenAIBackend:
         body = orjson.dumps({**req.raw, "model": model})
         try:
             async with self.session.post(self.embeddings_url, data=body, headers=upstream_headers(self.headers),
-                                         timeout=self.timeouts.for_call()) as r:
+                                         timeout=self.timeouts.for_call(), allow_redirects=False) as r:
                 status, raw = r.status, await r.read()
         except TRANSPORT_ERRORS as e:
             raise transport_error(self.name, e) from None
@@ -191,7 +194,7 @@ class OpenAIBackend:
         done = False
         try:
             async with self.session.post(self.url, data=body, headers=upstream_headers(self.headers),
-                                         timeout=self.timeouts.for_stream()) as r:
+                                         timeout=self.timeouts.for_stream(), allow_redirects=False) as r:
                 if r.status != 200:
                     raise status_error(self.name, r.status, await r.read())
                 async for events in iter_sse_batches(r):

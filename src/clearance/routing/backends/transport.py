@@ -30,10 +30,12 @@ def make_session(limit: int = 1000) -> aiohttp.ClientSession:
 
 @dataclass(frozen=True)
 class Timeouts:
-    """``total`` bounds a whole non-streamed call; for streams it bounds each wait for data."""
+    """``total`` bounds a whole non-streamed call; for streams it bounds each wait for data, and
+    ``stream_total`` (None: no bound) the whole stream, however steadily the upstream keeps it alive."""
 
     total: float = 60.0
     connect: float = 5.0
+    stream_total: float | None = None
 
     def for_call(self) -> aiohttp.ClientTimeout:
         return self._call
@@ -48,7 +50,14 @@ class Timeouts:
 
     @cached_property
     def _stream(self) -> aiohttp.ClientTimeout:
-        return aiohttp.ClientTimeout(total=None, sock_connect=self.connect, sock_read=self.total)
+        return aiohttp.ClientTimeout(total=self.stream_total, sock_connect=self.connect, sock_read=self.total)
+
+
+def redirect_error(name: str, status: int) -> UpstreamError:
+    """An upstream that answers with a redirect: never followed (the prompt would go to wherever it
+    points), a failure of that backend like a 5xx."""
+    return UpstreamError(f"backend {name} answered {status} (a redirect, not followed)", status=502,
+                         retryable=True, upstream_status=status)
 
 
 def transport_error(name: str, exc: BaseException) -> UpstreamError:
