@@ -2,7 +2,7 @@
 
 Only argument parsing and printing live here; each command calls into the
 package that does the work.  Command groups of other areas (``audit``,
-``guard``, ``directive``, ``approval``, ``grant``, ``assess``) are defined next
+``guard``, ``directive``, ``approval``, ``grant``, ``policy``, ``assess``) are defined next
 to their code and named in ``LAZY_COMMANDS``: a group's module is imported only
 when that group is run (or ``--help`` lists them all), so a command starts
 without loading every area's dependencies.
@@ -25,6 +25,7 @@ LAZY_COMMANDS = {
     "grant": "clearance.policy.cli:grant",
     "guard": "clearance.guard.cli:guard",
     "limit": "clearance.limits.cli:limit",
+    "policy": "clearance.policy.cli_check:policy",
     "usage": "clearance.limits.cli:usage",
 }
 

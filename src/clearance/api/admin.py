@@ -134,4 +134,4 @@ def admin_routes(gw, sessions) -> list[Route]:
         from clearance.api import admin_policy
     except ImportError:
         return routes
-    return routes + admin_policy.routes(sessions, env)
+    return routes + admin_policy.routes(sessions, env, config=gw.config)

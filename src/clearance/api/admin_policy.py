@@ -5,6 +5,13 @@ with 400 (bad input, including policy text with line and column), 401/403
 (admin token), 404 (no such directive, request or grant) or 409 (conflict,
 e.g. a reused directive id or a request that is not awaiting a decision).
 Every change commits together with a control-plane version bump.
+
+When the config names policy invariants, every change to directives, grants
+and approvals is checked against them before it commits
+(``policy/enforce.py``): one that would break an invariant is refused with
+409 ``invariant_violation`` naming the invariant and a counterexample, unless
+the body overrides it (``override_invariants: [id, ...]`` with
+``override_reason`` or ``reason``), which is recorded.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from clearance.api.errors import ApiError
 from clearance.api.http import json_response, read_json, request_id
 from clearance.policy import approvals, directives, grants
 from clearance.policy.clock import parse_instant
+from clearance.policy.enforce import InvariantViolation, invariant_guard
 from clearance.policy.errors import InvalidRequest, PolicyAdminError
 
 Endpoint = Callable[[Request, dict, Session], tuple[object, int]]
@@ -30,6 +38,40 @@ def _open(sessions: Callable) -> Session:
     """A session from a sessionmaker, or from a factory that returns one."""
     s = sessions()
     return s if isinstance(s, Session) else s()
+
+
+def _overrides(body: dict) -> list[str]:
+    v = body.get("override_invariants") or []
+    if isinstance(v, str):
+        v = [v]
+    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+        raise InvalidRequest("'override_invariants' must be a list of invariant ids")
+    return v
+
+
+def _guarded(endpoint: Endpoint, config) -> Endpoint:
+    """``endpoint`` with its change checked against the config's policy invariants before it commits."""
+    if config is None:
+        return endpoint
+
+    def run(request: Request, body: dict, session: Session):
+        reason = _text(body, "override_reason") or _text(body, "reason")
+        change = f"{request.method} {request.url.path}"
+        with invariant_guard(session, config, change, _overrides(body), reason, _text(body, "by")) as outcome:
+            result, status = endpoint(request, body, session)
+        if outcome.overridden and isinstance(result, dict):
+            result = {**result, "overridden_invariants": outcome.overridden}
+        return result, status
+
+    return run
+
+
+def _invariant_reasons(e: PolicyAdminError) -> list[dict[str, str]] | None:
+    """The broken invariants of a refused change, with their counterexamples, for the error body."""
+    if not isinstance(e, InvariantViolation):
+        return None
+    return [{"id": r.id, "kind": "invariant", "title": r.title, "status": r.status,
+             "counterexample": r.counterexample.describe() if r.counterexample else r.reason} for r in e.results]
 
 
 def _wrap(endpoint: Endpoint, sessions: Callable, token_env: str | None):
@@ -50,7 +92,7 @@ def _wrap(endpoint: Endpoint, sessions: Callable, token_env: str | None):
                 except PolicyAdminError as e:
                     session.rollback()
                     raise ApiError(e.status, str(e), type="invalid_request_error" if e.status == 400 else e.code,
-                                   code=e.code) from None
+                                   code=e.code, reasons=_invariant_reasons(e)) from None
             return json_response(result, status, {"x-request-id": rid})
         except ApiError as err:
             return json_response(err.openai_body(rid), err.status, {"x-request-id": rid})
@@ -152,33 +194,35 @@ def _grant_endpoints(known_models: Collection[str] | None):
 
 
 def routes(sessions: Callable, admin_token_env: str | None = None, *,
-           known_models: Collection[str] | None = None) -> list[Route]:
+           known_models: Collection[str] | None = None, config=None) -> list[Route]:
     """The policy admin routes.
 
     ``sessions`` is a SQLAlchemy ``sessionmaker`` (or a callable returning
     one).  When ``admin_token_env`` is given, each route checks the admin
     bearer token itself; otherwise the app must mount them behind its own
     check.  ``known_models`` (the config's model names) lets requests for
-    unknown models be refused with 400.
+    unknown models be refused with 400.  ``config`` (the gateway's) turns on
+    the invariant check of every change (``policy.invariants``).
     """
     request_access, list_requests, get_request, act = _approval_endpoints(known_models)
     add_grant, list_grants, revoke_grant = _grant_endpoints(known_models)
 
-    def r(path: str, fn: Endpoint, method: str) -> Route:
-        return Route(path, _wrap(fn, sessions, admin_token_env), methods=[method])
+    def r(path: str, fn: Endpoint, method: str, checked: bool = False) -> Route:
+        return Route(path, _wrap(_guarded(fn, config) if checked else fn, sessions, admin_token_env),
+                     methods=[method])
 
     return [
-        r("/admin/directives", apply_directive, "POST"),
+        r("/admin/directives", apply_directive, "POST", True),
         r("/admin/directives", list_directives, "GET"),
         r("/admin/directives/{directive_id}", get_directive, "GET"),
-        r("/admin/directives/{directive_id}/revoke", revoke_directive, "POST"),
+        r("/admin/directives/{directive_id}/revoke", revoke_directive, "POST", True),
         r("/admin/approvals", request_access, "POST"),
         r("/admin/approvals", list_requests, "GET"),
         r("/admin/approvals/{approval_id}", get_request, "GET"),
-        r("/admin/approvals/{approval_id}/approve", act(approvals.approve_request), "POST"),
+        r("/admin/approvals/{approval_id}/approve", act(approvals.approve_request), "POST", True),
         r("/admin/approvals/{approval_id}/deny", act(approvals.deny_request), "POST"),
-        r("/admin/approvals/{approval_id}/revoke", act(approvals.revoke_approval), "POST"),
-        r("/admin/grants", add_grant, "POST"),
+        r("/admin/approvals/{approval_id}/revoke", act(approvals.revoke_approval), "POST", True),
+        r("/admin/grants", add_grant, "POST", True),
         r("/admin/grants", list_grants, "GET"),
-        r("/admin/grants/{grant_id}/revoke", revoke_grant, "POST"),
+        r("/admin/grants/{grant_id}/revoke", revoke_grant, "POST", True),
     ]

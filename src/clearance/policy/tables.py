@@ -79,3 +79,16 @@ class Grant(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     revoked_reason: Mapped[str] = mapped_column(String(2000), default="")
+
+
+class InvariantOverride(Base):
+    """A change applied although it breaks a policy invariant: who, why, and the counterexample shown."""
+
+    __tablename__ = "policy_invariant_overrides"
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    invariant_id: Mapped[str] = mapped_column(String(64), index=True)
+    change: Mapped[str] = mapped_column(String(300))  # e.g. "directive apply EO-1"
+    actor: Mapped[str] = mapped_column(String(200), default="")
+    reason: Mapped[str] = mapped_column(String(2000))
+    counterexample: Mapped[str] = mapped_column(Text, default="")  # JSON
