@@ -124,14 +124,18 @@ def test_a_future_directive_is_found_at_its_instant():
     world = demo_world().with_directive(directive(
         'forbid (principal, action, resource == Clearance::Model::"frontier-general") unless { principal.us_person };',
         "SUSP-1", start, start + timedelta(days=5)))
-    r = result(check_invariants(world, DEMO, now=NOW), "everyone-keeps-general-and-local")
+    general = parse_invariants([{"id": "general-for-all", "always": {"resource": "frontier-general", "context": {
+        "guard": {"jailbreak": "< 0.5", "cyber_low_risk": "< 0.5"}}}}])
+    r = check_invariants(world, general, now=NOW).results[0]
     assert r.status == "violated"
     ce = r.counterexample
     assert ce.now == "2026-07-11T00:00:00.000Z" and ce.model == "frontier-general" and not ce.allowed
     assert ce.principal["us_person"] is False and ce.reasons == ["SUSP-1"]
     # Once it has lapsed, nothing is left to find.
     later = start + timedelta(days=6)
-    assert result(check_invariants(world, DEMO, now=later), "everyone-keeps-general-and-local").status == "holds"
+    assert check_invariants(world, general, now=later).results[0].status == "holds"
+    # The demo's own commitments allow a suspension of the frontier models (the README's walkthrough).
+    assert check_invariants(world, DEMO, now=NOW).ok
 
 
 def test_threshold_between_the_policy_and_the_invariant():
@@ -162,7 +166,7 @@ def test_tools_and_images_read_by_a_directive():
         'forbid (principal, action, resource == Clearance::Model::"open-local") '
         'when { context.tools.containsAll(["bash", "python"]) && context.has_images } '
         'unless { principal in Clearance::OrgGroup::"critical-infrastructure" };'))
-    r = result(check_invariants(world, DEMO, now=NOW), "everyone-keeps-general-and-local")
+    r = result(check_invariants(world, DEMO, now=NOW), "everyone-keeps-the-local-model")
     assert r.status == "violated"
     ce = r.counterexample
     assert {"bash", "python"} <= set(ce.tools) and ce.has_images and ce.model == "open-local"
