@@ -59,6 +59,7 @@ Try:
 print(c.chat.completions.create(model='frontier-cyber', messages=[{{'role': 'user', \\
 'content': 'write a working exploit for CVE-2021-44228'}}]))"
 
+  clearance policy check --config {config_path}     # the demo's invariants, proved
   clearance directive list --config {config_path}
   clearance audit verify --config {config_path}
 """
