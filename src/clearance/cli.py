@@ -24,6 +24,7 @@ LAZY_COMMANDS = {
     "directive": "clearance.policy.cli:directive",
     "grant": "clearance.policy.cli:grant",
     "guard": "clearance.guard.cli:guard",
+    "incident": "clearance.policy.cli_incident:incident",
     "limit": "clearance.limits.cli:limit",
     "policy": "clearance.policy.cli_check:policy",
     "usage": "clearance.limits.cli:usage",
