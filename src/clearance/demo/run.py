@@ -93,7 +93,13 @@ def check_invariants_at_start(config) -> bool:
     from clearance.policy.enforce import configured_invariants
     from clearance.policy.world import load_world
 
-    invariants = configured_invariants(config) or []
+    from clearance.policy.errors import PolicyAdminError
+
+    try:
+        invariants = configured_invariants(config) or []
+    except PolicyAdminError as e:
+        click.echo(f"WARNING: {e}", err=True)
+        return False
     sessions = open_store(config)
     with sessions() as s:
         world = load_world(s, config)

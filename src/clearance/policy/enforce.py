@@ -110,12 +110,17 @@ def invariant_guard(session: Session, config: Config, change: str, overrides: Se
         after = check_invariants(load_world(session, config, now=now), invariants, now=now)
     except PolicyCompileError as e:
         raise InvariantCheckError(f"refused: with this change the policy does not compile ({e})") from None
+    except Exception as e:  # noqa: BLE001 - a checker that fails cannot vouch for the change: refuse it
+        raise InvariantCheckError(f"refused: the invariant check failed ({type(e).__name__}: {e})") from None
     outcome.checked = len(after.results)
     failed = after.failed()
     if not failed:
         return
     # Only what this change breaks: an invariant already violated before it is not this change's doing.
-    was = {r.id: r.status for r in check_invariants(before, invariants, now=now).results}
+    try:
+        was = {r.id: r.status for r in check_invariants(before, invariants, now=now).results}
+    except Exception:  # noqa: BLE001 - unknown before: every failure counts as this change's
+        was = {}
     broken = [r for r in failed if r.status == "undecidable" or was.get(r.id) == "holds"]
     blocking = [r for r in broken if r.id not in overrides]
     if blocking:
