@@ -40,6 +40,8 @@ def render(report: CheckReport) -> str:
                 lines.append(f"     ({r.counterexample.class_size - 1} other users get the same decisions)")
         if r.reason:
             lines.append(f"     {r.reason}")
+        if r.status == "holds" and r.pairs == 0:
+            lines.append("     note: no (user, model) pair in the store matches it, so it holds vacuously")
     held = sum(r.status == "holds" for r in report.results)
     lines.append(f"{held}/{len(report.results)} invariants hold over {report.users} users "
                  f"({report.classes} principal classes) and {report.models} models, from {report.now.isoformat()} "
