@@ -312,6 +312,14 @@ class Evaluator:
             if not isinstance(a, frozenset):
                 raise Undecidable(f"`{op}` on a value that is not a set")
             if isinstance(b, Sym):
+                # ["a", "b"].contains(context.use_case); ["x"].containsAny(context.tools) (symmetric)
+                if op == "contains" and b.kind == "use_case" and all(isinstance(x, str) for x in a):
+                    f: Any = False
+                    for x in sorted(a):
+                        f = r_or(f, ("uc", x))
+                    return f
+                if op == "containsAny" and b.kind == "tools" and all(isinstance(x, str) for x in a):
+                    return ("tany", a) if a else False
                 raise Undecidable(f"`{op}` with a context value as argument")
             if op == "contains":
                 return b in a

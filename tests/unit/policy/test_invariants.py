@@ -161,6 +161,15 @@ def test_use_case_read_by_a_directive():
     assert r.status == "violated" and r.counterexample.use_case == "red-team" and r.counterexample.user == "intl-guest"
 
 
+def test_set_literals_holding_context_values():
+    world = demo_world().with_directive(directive(
+        'permit (principal, action, resource == Clearance::Model::"frontier-cyber") '
+        'when { ["red-team", "blue-team"].contains(context.use_case) && ["nmap"].containsAny(context.tools) };'))
+    r = result(check_invariants(world, DEMO, now=NOW), "frontier-cyber-verified-only")
+    assert r.status == "violated"
+    assert r.counterexample.use_case in ("red-team", "blue-team") and r.counterexample.tools == ["nmap"]
+
+
 def test_tools_and_images_read_by_a_directive():
     world = demo_world().with_directive(directive(
         'forbid (principal, action, resource == Clearance::Model::"open-local") '
