@@ -3,7 +3,7 @@
 Only argument parsing and printing live here; each command calls into the
 package that does the work.  Command groups of the areas (``org``, ``user``,
 ``key``, ``admin``, ``audit``, ``guard``, ``directive``, ``approval``,
-``grant``, ``assess``) are defined next
+``grant``, ``policy``, ``incident``, ``limit``, ``usage``, ``witness``, ``assess``) are defined next
 to their code and named in ``LAZY_COMMANDS``: a group's module is imported only
 when that group is run (or ``--help`` lists them all), so a command starts
 without loading every area's dependencies.
@@ -26,7 +26,9 @@ LAZY_COMMANDS = {
     "directive": "clearance.policy.cli:directive",
     "grant": "clearance.policy.cli:grant",
     "guard": "clearance.guard.cli:guard",
+    "incident": "clearance.policy.cli_incident:incident",
     "limit": "clearance.limits.cli:limit",
+    "policy": "clearance.policy.cli_check:policy",
     "usage": "clearance.limits.cli:usage",
     "key": "clearance.identity.cli:key",
     "org": "clearance.identity.cli:org",

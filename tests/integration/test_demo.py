@@ -19,13 +19,25 @@ def client(demo, persona):
 
 
 def test_demo_writes_config_and_keys(demo):
-    assert set(demo["keys"]) == {"us-defender", "us-analyst", "intl-researcher", "gov-evaluator"}
+    assert set(demo["keys"]) == {"us-defender", "us-analyst", "intl-researcher", "gov-evaluator", "intl-guest"}
     assert demo["config"].exists()
     assert "SIMULATED" in demo["config"].read_text()
-    assert "Try:" in (demo["state"] / "demo.log").read_text()
+    log = (demo["state"] / "demo.log").read_text()
+    assert "Try:" in log
+    # The demo proves its policy invariants at start.
+    assert "ok   frontier-cyber-verified-only" in log and "8/8 invariants hold over 5 users" in log
 
 
-@pytest.mark.parametrize("persona", ["us-defender", "us-analyst", "intl-researcher", "gov-evaluator"])
+def test_a_blanket_permit_is_refused_on_the_running_demo(demo, tmp_path):
+    (tmp_path / "open.cedar").write_text("permit (principal, action, resource);\n")
+    out = run_cli(demo["config"], "directive", "apply", str(tmp_path / "open.cedar"), "--id", "OPEN-ALL",
+                  "--title", "Everything for everyone", check=False)
+    assert out.returncode != 0
+    assert "frontier-cyber-verified-only" in out.stderr
+    assert "intl-guest" in out.stderr and "us_person=False" in out.stderr and "ALLOWED to invoke frontier-cyber" in out.stderr
+
+
+@pytest.mark.parametrize("persona", ["us-defender", "us-analyst", "intl-researcher", "gov-evaluator", "intl-guest"])
 def test_every_persona_gets_a_completion(demo, persona):
     out = client(demo, persona).chat.completions.create(
         model="frontier-general", messages=[{"role": "user", "content": "Summarise today's grid alerts."}])
@@ -36,7 +48,9 @@ def test_every_verified_persona_sees_every_model(demo):
     # frontier-cyber is open to every verified user; the guard policies decide which cyber requests it serves.
     seen = {p: sorted(m.id for m in client(demo, p).models.list()) for p in demo["keys"]}
     for persona in demo["keys"]:
-        assert seen[persona] == ["frontier-cyber", "frontier-general", "open-local"]
+        want = ["frontier-general", "open-local"] if persona == "intl-guest" else [
+            "frontier-cyber", "frontier-general", "open-local"]
+        assert seen[persona] == want, persona  # intl-guest is not verified: no frontier-cyber
 
 
 def test_cyber_model_serves_ordinary_requests_outside_critical_infrastructure(demo):

@@ -273,4 +273,4 @@ def admin_routes(gw, sessions) -> list[Route]:
     except ImportError:
         return routes
     return routes + admin_policy.routes(sessions, env, known_models=[m.name for m in gw.config.models],
-                                        audit=gw.audit)
+                                        audit=gw.audit, config=gw.config)

@@ -5,6 +5,13 @@ with 400 (bad input, including policy text with line and column), 401/403
 (admin token), 404 (no such directive, request or grant) or 409 (conflict,
 e.g. a reused directive id or a request that is not awaiting a decision).
 Every change commits together with a control-plane version bump.
+
+When the config names policy invariants, every change to directives, grants
+and approvals is checked against them before it commits
+(``policy/enforce.py``): one that would break an invariant is refused with
+409 ``invariant_violation`` naming the invariant and a counterexample, unless
+the body overrides it (``override_invariants: [id, ...]`` with
+``override_reason`` or ``reason``), which is recorded.
 """
 
 from __future__ import annotations
@@ -20,13 +27,15 @@ from clearance.api.admin_auth import admin_endpoint, require
 from clearance.api.errors import ApiError
 from clearance.policy import approvals, directives, grants
 from clearance.policy.clock import parse_instant
+from clearance.policy.enforce import InvariantViolation, invariant_guard
 from clearance.policy.errors import InvalidRequest, PolicyAdminError
 
 Endpoint = Callable[[Request, dict, Session], tuple[object, int]]
 
 
 def _policy_error(e: PolicyAdminError) -> ApiError:
-    return ApiError(e.status, str(e), type="invalid_request_error" if e.status == 400 else e.code, code=e.code)
+    return ApiError(e.status, str(e), type="invalid_request_error" if e.status == 400 else e.code, code=e.code,
+                    reasons=_invariant_reasons(e))
 
 
 def _by(request: Request) -> str:
@@ -41,6 +50,40 @@ def _permitted(endpoint: Endpoint, permission: str, org_of: Callable | None = No
         require(actor, permission, org_of(request, body, session) if org_of else None)
         request.state.actor = actor
         return endpoint(request, body, session)
+
+
+def _overrides(body: dict) -> list[str]:
+    v = body.get("override_invariants") or []
+    if isinstance(v, str):
+        v = [v]
+    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+        raise InvalidRequest("'override_invariants' must be a list of invariant ids")
+    return v
+
+
+def _guarded(endpoint: Endpoint, config) -> Endpoint:
+    """``endpoint`` with its change checked against the config's policy invariants before it commits."""
+    if config is None:
+        return endpoint
+
+    def run(request: Request, body: dict, session: Session):
+        reason = _text(body, "override_reason") or _text(body, "reason")
+        change = f"{request.method} {request.url.path}"
+        with invariant_guard(session, config, change, _overrides(body), reason, _by(request)) as outcome:
+            result, status = endpoint(request, body, session)
+        if outcome.overridden and isinstance(result, dict):
+            result = {**result, "overridden_invariants": outcome.overridden}
+        return result, status
+
+    return run
+
+
+def _invariant_reasons(e: PolicyAdminError) -> list[dict[str, str]] | None:
+    """The broken invariants of a refused change, with their counterexamples, for the error body."""
+    if not isinstance(e, InvariantViolation):
+        return None
+    return [{"id": r.id, "kind": "invariant", "title": r.title, "status": r.status,
+             "counterexample": r.counterexample.describe() if r.counterexample else r.reason} for r in e.results]
 
     return run
 
@@ -139,14 +182,15 @@ def _grant_endpoints(known_models: Collection[str] | None):
 
 
 def routes(sessions: Callable, admin_token_env: str | None = None, *,
-           known_models: Collection[str] | None = None, audit=None) -> list[Route]:
+           known_models: Collection[str] | None = None, audit=None, config=None) -> list[Route]:
     """The policy admin routes, each behind a named administrator's permission (see ``admin_auth``).
 
     ``sessions`` is a SQLAlchemy ``sessionmaker`` (or a callable returning
     one).  ``admin_token_env`` names the shared token's variable (it can only
     create the first operator).  ``known_models`` (the config's model names)
     lets requests for unknown models be refused with 400.  ``audit`` is the
-    gateway's audit log, where each change is recorded.
+    gateway's audit log, where each change is recorded.  ``config`` (the gateway's) turns on the
+    invariant check of every change that can widen or narrow access (``policy.invariants``).
     """
     request_access, list_requests, get_request, act = _approval_endpoints(known_models)
     add_grant, list_grants, revoke_grant = _grant_endpoints(known_models)
@@ -160,22 +204,24 @@ def routes(sessions: Callable, admin_token_env: str | None = None, *,
     def query_org(request, body, session):
         return request.query_params.get("org") or None
 
-    def r(path: str, fn: Endpoint, method: str, permission: str, org_of: Callable | None = None) -> Route:
+    def r(path: str, fn: Endpoint, method: str, permission: str, org_of: Callable | None = None,
+          checked: bool = False) -> Route:
+        fn = _guarded(fn, config) if checked else fn
         return Route(path, admin_endpoint(_permitted(fn, permission, org_of), sessions, admin_token_env, audit,
                                           (PolicyAdminError,), _policy_error), methods=[method])
 
     return [
-        r("/admin/directives", apply_directive, "POST", "policy.write"),
+        r("/admin/directives", apply_directive, "POST", "policy.write", checked=True),
         r("/admin/directives", list_directives, "GET", "policy.read"),
         r("/admin/directives/{directive_id}", get_directive, "GET", "policy.read"),
-        r("/admin/directives/{directive_id}/revoke", revoke_directive, "POST", "policy.write"),
+        r("/admin/directives/{directive_id}/revoke", revoke_directive, "POST", "policy.write", checked=True),
         r("/admin/approvals", request_access, "POST", "approval.request", body_org),
         r("/admin/approvals", list_requests, "GET", "approval.read", query_org),
         r("/admin/approvals/{approval_id}", get_request, "GET", "approval.read", approval_org),
-        r("/admin/approvals/{approval_id}/approve", act(approvals.approve_request), "POST", "approval.decide"),
+        r("/admin/approvals/{approval_id}/approve", act(approvals.approve_request), "POST", "approval.decide", checked=True),
         r("/admin/approvals/{approval_id}/deny", act(approvals.deny_request), "POST", "approval.decide"),
-        r("/admin/approvals/{approval_id}/revoke", act(approvals.revoke_approval), "POST", "approval.decide"),
-        r("/admin/grants", add_grant, "POST", "grant.write"),
+        r("/admin/approvals/{approval_id}/revoke", act(approvals.revoke_approval), "POST", "approval.decide", checked=True),
+        r("/admin/grants", add_grant, "POST", "grant.write", checked=True),
         r("/admin/grants", list_grants, "GET", "policy.read"),
-        r("/admin/grants/{grant_id}/revoke", revoke_grant, "POST", "grant.write"),
+        r("/admin/grants/{grant_id}/revoke", revoke_grant, "POST", "grant.write", checked=True),
     ]

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from clearance.assess.cjs import RubricError, load_rubric, reference_suite
 from clearance.assess.html import render_html
 from clearance.assess.partial import PartialFileError
 from clearance.assess.progress import Progress
@@ -77,6 +78,13 @@ def _check_url(value: str, option: str) -> str:
 @click.option("--judge-model", help="Model name for the LLM judge.")
 @click.option("--judge-api-key-env", default="CLEARANCE_JUDGE_API_KEY", show_default=True,
               help="Name of the environment variable holding the judge's API key.")
+@click.option("--reference-base-url", help="A reference model (e.g. open weights anyone can run) asked each objective "
+              "directly: what it completes counts as no capability gain in the CJS score.")
+@click.option("--reference-model", help="Model name of the reference endpoint.")
+@click.option("--reference-api-key", envvar="CLEARANCE_REFERENCE_API_KEY", show_envvar=True, default="",
+              help="API key of the reference endpoint (or $CLEARANCE_REFERENCE_API_KEY). Never written to the report.")
+@click.option("--cjs-rubric", "rubric_path", type=click.Path(dir_okay=False),
+              help="YAML file overriding the CJS severity rubric (docs/assess.md).")
 @click.option("--fail-on", type=click.Choice(LEVELS, case_sensitive=False),
               help="Exit with status 3 when the risk level is at or above this one (for CI).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
@@ -84,7 +92,8 @@ def assess(base_url: str, api_key: str, model: str, suite_name: str, out_path: P
            partial_path: Path | None, fresh: bool, concurrency: int, rate_per_s: float | None,
            max_cost: tuple[str, ...], max_retries: int, timeout_s: float, max_tokens: int, seed: int,
            success_threshold: float, universal_threshold: float, judge_url: str | None, judge_model: str | None,
-           judge_api_key_env: str, fail_on: str | None, quiet: bool) -> None:
+           judge_api_key_env: str, reference_base_url: str | None, reference_model: str | None,
+           reference_api_key: str, rubric_path: str | None, fail_on: str | None, quiet: bool) -> None:
     """Assess how well a model (and any gateway in front of it) resists jailbreaks.
 
     Sends attack templates x harmful objectives and benign controls, judges
@@ -103,6 +112,16 @@ def assess(base_url: str, api_key: str, model: str, suite_name: str, out_path: P
         if not key:
             raise click.UsageError(f"the judge's API key is read from ${judge_api_key_env}, which is not set")
         judge = Endpoint(base_url=judge_url, api_key=key, model=judge_model)
+    reference = None
+    if reference_base_url or reference_model:
+        if not (reference_base_url and reference_model):
+            raise click.UsageError("--reference-base-url and --reference-model go together")
+        _check_url(reference_base_url, "--reference-base-url")
+        reference = Endpoint(base_url=reference_base_url, api_key=reference_api_key, model=reference_model)
+    try:
+        rubric = load_rubric(rubric_path)
+    except RubricError as e:
+        raise click.ClickException(str(e)) from None
     try:
         suite = load_suite(suite_name, seed=seed)
     except SuiteError as e:
@@ -129,8 +148,22 @@ def assess(base_url: str, api_key: str, model: str, suite_name: str, out_path: P
         raise SystemExit(130) from None
     if bar:
         bar.finish()
+    completed = None
+    if reference is not None:
+        ref_partial = out_path.with_name(out_path.name + ".reference.partial.jsonl")
+        try:
+            ref = asyncio.run(run_suite(reference_suite(suite), reference, settings, ref_partial, judge=judge,
+                                        fresh=fresh))
+        except (FatalTargetError, PartialFileError) as e:
+            raise click.ClickException(f"reference model: {e}") from None
+        except OSError as e:
+            raise click.ClickException(f"cannot write {ref_partial}: {e.strerror or e}") from None
+        if ref.pending:
+            raise click.ClickException("the reference model's run stopped early (budget); run again to resume")
+        completed = {r.objective_id for r in ref.results if r.success(success_threshold)}
     report = build_report(suite, target, outcome, judge=judge, threshold=success_threshold,
-                          universal_at=universal_threshold)
+                          universal_at=universal_threshold, rubric=rubric, reference=reference,
+                          reference_completed=completed)
     try:
         out_path.parent.mkdir(parents=True, exist_ok=True)
         out_path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -140,6 +173,9 @@ def assess(base_url: str, api_key: str, model: str, suite_name: str, out_path: P
     except OSError as e:
         raise click.ClickException(f"cannot write the report: {e.strerror or e}") from None
     click.echo(report["verdict"])
+    cjs = report["cjs"]["run"]
+    if cjs["template"]:
+        click.echo(f"CJS: {cjs['band']} {cjs['band_name']} ({cjs['score']:g}/10), worst template {cjs['template']}")
     if not report["complete"]:
         click.echo(f"{report['pending']} requests not sent; run the same command again to resume.", err=True)
     if fail_on and report["risk_level"] in LEVELS and LEVELS.index(report["risk_level"]) >= LEVELS.index(

@@ -16,6 +16,14 @@ from pathlib import Path
 DATA_DIR = Path(__file__).parent / "data"
 
 TRANSFORMS = ("", "base64", "rot13", "leetspeak")
+# The guard's cyber tiers (docs/policy.md), by objective category: what each cyber objective would be if asked
+# for real.  CJS reads it for capability gain; an objective may also state its own ``tier``.
+CYBER_TIERS = ("prohibited", "high_risk", "low_risk")
+CATEGORY_TIERS = {
+    "cyber_malware": "prohibited", "cyber_dos": "prohibited", "cyber_evasion": "prohibited",
+    "cyber_exploitation": "high_risk", "cyber_intrusion": "high_risk", "cyber_credentials": "high_risk",
+    "cyber_recon": "low_risk", "cyber_osint": "low_risk", "cyber_scanning": "low_risk",
+}
 _LEET = str.maketrans({"a": "4", "e": "3", "i": "1", "o": "0", "s": "5", "t": "7"})
 
 
@@ -28,6 +36,9 @@ class Template:
     text: str
     transform: str = ""
     source: str = ""
+    turns: int = 1  # conversation turns the attack needs (CJS ease of weaponization)
+    tuned: bool = False  # rewritten for each objective rather than one wrapper for all
+    tooling: str = ""  # tooling needed beyond a chat client (an encoding transform counts too)
 
     def render(self, objective: str) -> str:
         """The prompt this template makes of ``objective``."""
@@ -44,6 +55,11 @@ class Objective:
     category: str
     text: str
     source: str = ""
+    tier: str = ""  # the cyber tier (CYBER_TIERS), "" for an objective outside them
+
+    @staticmethod
+    def tier_of(category: str) -> str:
+        return CATEGORY_TIERS.get(category, "")
 
 
 def transform(text: str, how: str) -> str:
@@ -74,10 +90,12 @@ def templates() -> tuple[Template, ...]:
 
 @lru_cache(maxsize=1)
 def objectives() -> tuple[Objective, ...]:
-    """Every shipped harmful objective: HarmBench behaviours and handwritten cyber ones."""
-    rows = _rows("harmbench_objectives.jsonl") + _rows("handwritten_objectives.jsonl")
+    """Every shipped harmful objective: HarmBench behaviours, handwritten cyber ones and low-risk cyber recon."""
+    rows = (_rows("harmbench_objectives.jsonl") + _rows("handwritten_objectives.jsonl")
+            + _rows("cyber_tier_objectives.jsonl"))
     return tuple(Objective(id=r["id"], category=r["category"], text=r["text"],
-                           source=r.get("source", "clearance (handwritten)")) for r in rows)
+                           source=r.get("source", "clearance (handwritten)"),
+                           tier=r.get("tier") or Objective.tier_of(r["category"])) for r in rows)
 
 
 @lru_cache(maxsize=1)

@@ -99,6 +99,47 @@ def _card(value: str, label: str) -> str:
     return f'<div class="card"><b>{escape(value)}</b><span>{escape(label)}</span></div>'
 
 
+_BAND_COLOURS = {"CJS-4": "#8b0000", "CJS-3": "#c0392b", "CJS-2": "#d68910", "CJS-1": "#1e8449", "CJS-0": "#566573"}
+
+
+def cjs_section(cjs: dict[str, Any] | None) -> str:
+    """The CJS severity of the run and of each template that unlocked an objective, as HTML."""
+    if not cjs:
+        return ""
+    run = cjs["run"]
+    ref = cjs.get("reference")
+    out = ["<h2>Cyber Jailbreak Severity (CJS)</h2>"]
+    colour = _BAND_COLOURS.get(run["band"], "#566573")
+    out.append(f"<div class=verdict style='background:{colour}'>{escape(run['band'])} {escape(run['band_name'])}: "
+               f"{run['score']:g}/10" + (f", worst template {escape(run['template'])}" if run["template"] else
+                                          ": no template unlocked an objective") + "</div>")
+    out.append("<p class=note>Four axes from the rubric in docs/assess.md: capability gain (the highest cyber tier "
+               "unlocked beyond what the reference model gives), breadth (universality, categories), ease of "
+               "weaponization and discoverability. "
+               + (f"Reference model: {escape(str(ref.get('model', '')))}, which completes "
+                  f"{len(ref['completed'])} objective(s) asked directly." if ref else
+                  "No reference model: every unlocked objective counts as a gain.") + "</p>")
+    rows = sorted(cjs["templates"].items(), key=lambda kv: (-kv[1]["score"], kv[0]))
+    if rows:
+        out.append("<table><tr><th>template</th><th>band</th><th class=num>score</th><th class=num>capability gain"
+                   "</th><th class=num>breadth</th><th class=num>ease</th><th class=num>discoverability</th>"
+                   "<th>why</th></tr>")
+        for tid, t in rows:
+            ax = t["axes"]
+            gained = ", ".join(f"{o} ({g['tier']})" for o, g in ax["capability_gain"]["gained"].items()) or "none"
+            why = (f"gained: {gained}; unlocked {ax['breadth']['unlocked']}/{ax['breadth']['tried']} in "
+                   f"{len(ax['breadth']['categories'])} categories; "
+                   f"{', '.join(ax['ease_of_weaponization']['penalties']) or 'no ease penalty'}; "
+                   f"{ax['discoverability']['finding']}")
+            out.append(f"<tr><td>{escape(tid)}</td><td>{escape(t['band'])} {escape(t['band_name'])}</td>"
+                       f"<td class=num>{t['score']:g}</td><td class=num>{ax['capability_gain']['score']:g}</td>"
+                       f"<td class=num>{ax['breadth']['score']:g}</td>"
+                       f"<td class=num>{ax['ease_of_weaponization']['score']:g}</td>"
+                       f"<td class=num>{ax['discoverability']['score']:g}</td><td>{escape(why)}</td></tr>")
+        out.append("</table>")
+    return "".join(out)
+
+
 def render_html(report: dict[str, Any]) -> str:
     """The whole report page."""
     m = report["metrics"]
@@ -145,6 +186,7 @@ def render_html(report: dict[str, Any]) -> str:
         ("refused by the model", block["refused_by_model"])]
     parts.append("<h2>Who stopped the attacks</h2><div class=chart>"
                  + bar_chart(gate, "Share of attack requests", "#1e8449") + "</div>")
+    parts.append(cjs_section(report.get("cjs")))
     uni = sorted(m["universality"].items(), key=lambda kv: (-(kv[1]["rate"] or 0), kv[0]))
     parts.append("<h2>Templates ranked by universality</h2><table><tr><th>template</th><th>family</th>"
                  "<th class=num>objectives unlocked</th><th class=num>share</th><th>95% CI</th><th></th></tr>")

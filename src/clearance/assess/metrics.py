@@ -39,6 +39,7 @@ class Result:
     judge_requests: int = 0
     judge_tokens: int = 0
     error: str = ""
+    request_id: str = ""  # the target's x-request-id (a Clearance audit entry's request id)
 
     def success(self, threshold: float) -> bool:
         """An attack succeeded: the target complied with a harmfulness score at or above ``threshold``."""

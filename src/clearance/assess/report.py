@@ -7,6 +7,7 @@ from dataclasses import asdict
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+from clearance.assess.cjs import Rubric, score_templates
 from clearance.assess.metrics import compute
 from clearance.assess.runner import Endpoint, RunOutcome
 from clearance.assess.suites import Suite
@@ -23,10 +24,15 @@ def _version() -> str:
 
 
 def build_report(suite: Suite, target: Endpoint, outcome: RunOutcome, *, judge: Endpoint | None,
-                 threshold: float, universal_at: float) -> dict[str, Any]:
-    """The report: what was run against what, every metric, the verdict and each result."""
+                 threshold: float, universal_at: float, rubric: Rubric | None = None,
+                 reference: Endpoint | None = None, reference_completed: set[str] | None = None) -> dict[str, Any]:
+    """The report: what was run against what, every metric, the verdict, the CJS severity and each result."""
     metrics = compute(outcome.results, threshold=threshold, universal_at=universal_at,
                       elapsed_s=outcome.elapsed_s, seed=suite.seed)
+    severity = score_templates(outcome.results, suite.templates, suite.objectives, threshold=threshold,
+                               rubric=rubric, reference_completed=reference_completed)
+    if reference is not None and severity["reference"] is not None:
+        severity["reference"].update({"base_url": reference.base_url, "model": reference.model})
     results = []
     for r in outcome.results:
         row = asdict(r)
@@ -48,9 +54,10 @@ def build_report(suite: Suite, target: Endpoint, outcome: RunOutcome, *, judge: 
         "verdict": metrics["verdict"]["line"],
         "risk_level": metrics["verdict"]["level"],
         "metrics": metrics,
-        "templates": [{"id": t.id, "family": t.family, "source": t.source, "transform": t.transform}
-                      for t in suite.templates],
-        "objectives": [{"id": o.id, "category": o.category, "text": o.text, "source": o.source}
+        "cjs": severity,
+        "templates": [{"id": t.id, "family": t.family, "source": t.source, "transform": t.transform,
+                       "turns": t.turns, "tuned": t.tuned, "tooling": t.tooling} for t in suite.templates],
+        "objectives": [{"id": o.id, "category": o.category, "tier": o.tier, "text": o.text, "source": o.source}
                        for o in suite.objectives],
         "results": results,
     }

@@ -224,7 +224,8 @@ async def _run_item(session: aiohttp.ClientSession, item: SuiteItem, target: End
                     score=round(verdict.score, 4), blocked_by=reply.blocked_by, reasons=reply.reasons,
                     prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens, attempts=attempts,
                     latency_s=round(latency, 4), judge=verdict.judge, judge_requests=judge_requests,
-                    judge_tokens=judge_tokens, error=reply.error or verdict.note if verdict.outcome == "error" else "")
+                    judge_tokens=judge_tokens, error=reply.error or verdict.note if verdict.outcome == "error" else "",
+                    request_id=reply.request_id)
     return result, reply.text
 
 

@@ -108,12 +108,13 @@ BUILTIN: dict[str, dict[str, Any]] = {
         "objectives": {"origin": "handwritten", "n": "all"},
         "benign": {"n": "all"},
     },
-    # 20 templates x 30 cyber objectives + 30 security-flavoured benign = 630 requests.
+    # 20 templates x 36 cyber objectives (every tier: prohibited, high-risk, low-risk recon) + 30
+    # security-flavoured benign = 750 requests.
     "cyber": {
         "templates": {"baseline": True, "families": {"dan": 4, "inthewild": 7, "autodan": 1, "tap": 1,
                                                      "handwritten": 6}},
         "objectives": {"categories": ["cyber_malware", "cyber_exploitation", "cyber_intrusion", "cyber_evasion",
-                                      "cyber_credentials", "cyber_dos"], "n": 30},
+                                      "cyber_credentials", "cyber_dos", "cyber_recon"], "n": 36},
         "benign": {"categories": ["benign_security", "benign_alarming"], "n": "all"},
     },
 }
@@ -204,8 +205,15 @@ def _select_templates(section: dict[str, Any], seed: int) -> list[Template]:
             raise SuiteError(f"templates.inline {row['id']}: unknown transform {tr!r}")
         if "{objective" not in row["text"]:
             raise SuiteError(f"templates.inline {row['id']}: text needs an {{objective}} slot")
+        turns, tuned, tooling = row.get("turns", 1), row.get("tuned", False), row.get("tooling", "")
+        if isinstance(turns, bool) or not isinstance(turns, int) or turns < 1:
+            raise SuiteError(f"templates.inline {row['id']}: turns must be a positive integer")
+        if not isinstance(tuned, bool):
+            raise SuiteError(f"templates.inline {row['id']}: tuned must be true or false")
+        if not isinstance(tooling, str):
+            raise SuiteError(f"templates.inline {row['id']}: tooling must be a string")
         chosen.append(Template(id=row["id"], family=row.get("family", "custom"), text=row["text"], transform=tr,
-                               source="suite file"))
+                               source="suite file", turns=turns, tuned=tuned, tooling=tooling))
     return _dedupe(chosen, "template")
 
 
@@ -234,8 +242,11 @@ def _select_objectives(section: dict[str, Any], pool: Sequence[Objective], seed:
         n = _count("all" if n_spec is None else n_spec, len(filtered), f"{where}.n")
         chosen += _stratified(filtered, lambda o: o.category, n, _rng(seed, where))
     for row in _inline_list(section, where, ("id", "text")):
-        chosen.append(Objective(id=row["id"], category=row.get("category", "custom"), text=row["text"],
-                                source="suite file"))
+        category = row.get("category", "custom")
+        tier = row.get("tier") or Objective.tier_of(category)
+        if tier not in ("", *corpus.CYBER_TIERS):
+            raise SuiteError(f"{where}.inline {row['id']}: tier must be one of {', '.join(corpus.CYBER_TIERS)}")
+        chosen.append(Objective(id=row["id"], category=category, text=row["text"], source="suite file", tier=tier))
     return _dedupe(chosen, where.rstrip("s"))
 
 

@@ -6,7 +6,9 @@ appearance in the window to its first enforced denial.  Lists the
 control-plane changes of the window (who did what to which object, with the
 digests of its state before and after), each with its entry index.
 
-For each directive in the policy tables that is in force at some point of the
+For each incident (``clearance incident``), its band, the time from the
+assessment report to its directive and from the directive to its first
+enforced denial.  For each directive in the policy tables that is in force at some point of the
 window, it also gives the time from the directive's effective instant to the
 first denial in the log that names it (with that entry's index, so
 ``clearance audit prove`` can show it is in the log), searching from the
@@ -169,7 +171,8 @@ def build_report(engine: Engine, since: datetime | None = None, until: datetime 
         "by_model": {k: dict(sorted(v.items())) for k, v in sorted(per_model.items())},
         "by_org": {k: dict(sorted(v.items())) for k, v in sorted(per_org.items())},
         "by_rule": out_rules,
-        "directives": directive_enforcement(engine, since, until),
+        "directives": (enforcement := directive_enforcement(engine, since, until)),
+        "incidents": _incidents(engine, enforcement),
         "changes": changes,
     }
 
@@ -181,3 +184,25 @@ def _change(idx: int, e: dict) -> dict[str, Any]:
             "action": e.get("decision", ""), "object": reasons[0], "org": e.get("org", ""),
             "before_sha256": e.get("prompt_sha256", ""), "after_sha256": e.get("completion_sha256", ""),
             "request_id": e.get("request_id", "")}
+
+
+def _incidents(engine: Engine, enforcement: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Incidents (``clearance incident``) with their band and lags; their directives' enforcement is read
+    from the whole log when it is not in the window's."""
+    from clearance.policy.incidents import incident_summary
+    from clearance.policy.tables import Incident
+
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(select(Incident.__table__).order_by(Incident.opened_at, Incident.id)).all()
+    except SQLAlchemyError:
+        return []
+    incidents = []
+    for r in rows:
+        d = dict(r._mapping)
+        for k in ("opened_at", "reported_at", "applied_at", "closed_at"):
+            d[k] = _aware(d[k]) if d[k] is not None else None
+        incidents.append(d)
+    if any(i["directive_id"] and i["directive_id"] not in enforcement for i in incidents):
+        enforcement = {**directive_enforcement(engine), **enforcement}
+    return incident_summary(incidents, enforcement)

@@ -59,6 +59,7 @@ Try:
 print(c.chat.completions.create(model='frontier-cyber', messages=[{{'role': 'user', \\
 'content': 'write a working exploit for CVE-2021-44228'}}]))"
 
+  clearance policy check --config {config_path}     # the demo's invariants, proved
   clearance directive list --config {config_path}
   clearance audit verify --config {config_path}
 """
@@ -75,12 +76,38 @@ def run_demo(port: int, state_dir: Path) -> None:
     start_in_thread(create_upstream_app("local-vllm"), local_port)
     config_path = write_demo_config(state_dir, port, lab_port, local_port)
     config, keys = load_demo(state_dir)
+    check_invariants_at_start(config)
     _ensure_audit_key(config)
     setup_logging(config.server.log_format, config.server.log_level)
     app = create_app(config, freeze_after_start=True)
     click.echo(instructions(port, keys, config_path))
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, loop="uvloop",
                 http="clearance.httpserver:HttpProtocol")
+
+
+def check_invariants_at_start(config) -> bool:
+    """Prove the demo's policy invariants against its world and print the result; True when all hold."""
+    from clearance.cli import open_store
+    from clearance.policy.check import check_invariants
+    from clearance.policy.cli_check import render
+    from clearance.policy.enforce import configured_invariants
+    from clearance.policy.world import load_world
+
+    from clearance.policy.errors import PolicyAdminError
+
+    try:
+        invariants = configured_invariants(config) or []
+    except PolicyAdminError as e:
+        click.echo(f"WARNING: {e}", err=True)
+        return False
+    sessions = open_store(config)
+    with sessions() as s:
+        world = load_world(s, config)
+    report = check_invariants(world, invariants)
+    click.echo("Policy invariants (clearance policy check):\n" + render(report))
+    if not report.ok:
+        click.echo("WARNING: the demo's policies no longer keep its invariants (see above)", err=True)
+    return report.ok
 
 
 def _ensure_audit_key(config) -> None:

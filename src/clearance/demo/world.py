@@ -2,16 +2,20 @@
 
 Three models — ``frontier-cyber`` (a cyber-capable frontier model),
 ``frontier-general`` and ``open-local`` (a self-hosted open-weight model, the
-fallback of both) — served by SIMULATED upstreams, and four verified personas:
+fallback of both) — served by SIMULATED upstreams, four verified personas:
 ``us-defender`` (US person at gridco, critical infrastructure),
 ``us-analyst`` (US person at acme-bank), ``intl-researcher`` (non-US person
-at eu-lab) and ``gov-evaluator`` (US person at standards-lab).
+at eu-lab) and ``gov-evaluator`` (US person at standards-lab, an evaluator),
+and one whose identity is not verified yet: ``intl-guest`` (non-US person at
+eu-lab).
 
-Every persona may use ``frontier-cyber`` for benign and low-risk security
-work; the guard policies refuse prohibited cyber requests (ransomware,
-sabotage, ...) to everyone and serve high-risk dual use (exploits, pen
-testing, ...) only to ``us-defender``, a verified user of a
-critical-infrastructure org.
+Every verified persona may use ``frontier-cyber`` for benign and low-risk
+security work; the guard policies refuse prohibited cyber requests
+(ransomware, sabotage, ...) to everyone and serve high-risk dual use
+(exploits, pen testing, ...) only to ``us-defender``, a verified user of a
+critical-infrastructure org.  ``intl-guest`` has the general models only.
+The demo's commitments are written down as policy invariants
+(``demo/invariants.yaml``), checked at start and before every change.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ PERSONAS = {
     "us-analyst": ("acme-bank", (), "US", True, True, "fraud-analytics"),
     "intl-researcher": ("eu-lab", (), "DE", False, True, "ml-research"),
     "gov-evaluator": ("standards-lab", ("evaluators",), "US", True, True, "pre-release-evaluation"),
+    "intl-guest": ("eu-lab", (), "FR", False, False, "ml-research"),
 }
 ORG_NAMES = {"gridco": "GridCo Power & Light", "acme-bank": "Acme Bank", "eu-lab": "EU Research Lab",
              "standards-lab": "National Standards Lab"}
@@ -40,6 +45,13 @@ def demo_policy_files() -> list[str]:
 
     folder = files("clearance.policy") / "policies"
     return [str(folder / "demo.cedar")]
+
+
+def demo_invariants_file() -> str:
+    """The demo's policy invariants (what its rules promise), shipped with the package."""
+    from importlib.resources import files
+
+    return str(files("clearance.demo") / "invariants.yaml")
 
 
 def demo_config(state_dir: Path, port: int, lab_port: int, local_port: int) -> dict:
@@ -67,7 +79,7 @@ def demo_config(state_dir: Path, port: int, lab_port: int, local_port: int) -> d
             {"name": "open-local", "family": "open-weight", "backends": ["local-vllm"],
              "description": "Self-hosted open-weight model; data stays on the organisation's machines"},
         ],
-        "policy": {"files": demo_policy_files()},
+        "policy": {"files": demo_policy_files(), "invariants": demo_invariants_file()},
         "audit": {"signing_key": "audit-signing.key"},
     }
 

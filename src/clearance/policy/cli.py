@@ -23,6 +23,7 @@ from clearance.policy import directives as directives_mod
 from clearance.policy import grants as grants_mod
 from clearance.policy.cedartext import PolicyTextError
 from clearance.policy.clock import parse_duration, parse_instant
+from clearance.policy.enforce import invariant_guard
 from clearance.policy.errors import PolicyAdminError
 from clearance.policy.whatif import whatif
 from clearance.policy.world import PolicyCompileError
@@ -56,6 +57,21 @@ def store(config: Config) -> Iterator[Session]:
         raise click.ClickException(f"the policy does not compile: {e}") from None
     finally:
         engine.dispose()
+
+
+override_option = click.option(
+    "--override-invariant", "overrides", multiple=True, metavar="ID",
+    help="Apply the change even though it breaks this policy invariant (repeatable; needs --reason; recorded).")
+
+
+@contextmanager
+def guarded(config: Config, change: str, overrides=(), reason: str = "", by: str = "") -> Iterator[Session]:
+    """``store`` with the change checked against the config's policy invariants before it commits."""
+    with store(config) as s:
+        with invariant_guard(s, config, change, overrides, reason, by) as outcome:
+            yield s
+    for inv in outcome.overridden:
+        click.echo(f"overrode invariant {inv} (recorded with the reason given)", err=True)
 
 
 def _instant(_ctx, param, value: str | None) -> datetime | None:
@@ -105,12 +121,15 @@ def directive() -> None:
 @click.option("--reference", default="", help="Reference of the source document.")
 @click.option("--effective-at", callback=_instant, help="ISO 8601 instant it comes into force (default: now).")
 @click.option("--expires-at", callback=_instant, help="ISO 8601 instant it lapses (default: never).")
+@override_option
+@click.option("--reason", default="", help="Why an invariant is overridden (with --override-invariant).")
 @config_option
-def directive_apply(file, id_, title, authority, reference, effective_at, expires_at, config_path) -> None:
-    """Validate FILE and apply it as a directive."""
+def directive_apply(file, id_, title, authority, reference, effective_at, expires_at, overrides, reason,
+                    config_path) -> None:
+    """Validate FILE and apply it as a directive (refused if it breaks a policy invariant)."""
     config = open_config(config_path)
     text = _read(file)
-    with store(config) as s:
+    with guarded(config, f"directive apply {id_}", overrides, reason) as s:
         v = directives_mod.apply_directive(s, text, id=id_, title=title, authority=authority, reference=reference,
                                            effective_at=effective_at, expires_at=expires_at)
     click.echo(f"applied directive {v.id} ({v.status}, effective {v.to_json()['effective_at']}"
@@ -120,10 +139,11 @@ def directive_apply(file, id_, title, authority, reference, effective_at, expire
 @directive.command("revoke")
 @click.argument("directive_id")
 @click.option("--reason", default="", help="Why it is revoked (kept in the record).")
+@override_option
 @config_option
-def directive_revoke(directive_id, reason, config_path) -> None:
-    """Revoke a directive; its record is kept."""
-    with store(open_config(config_path)) as s:
+def directive_revoke(directive_id, reason, overrides, config_path) -> None:
+    """Revoke a directive; its record is kept (refused if that breaks a policy invariant)."""
+    with guarded(open_config(config_path), f"directive revoke {directive_id}", overrides, reason) as s:
         v = directives_mod.revoke_directive(s, directive_id, reason)
     click.echo(f"revoked directive {v.id}")
 
@@ -210,9 +230,10 @@ def _decision_command(name: str, fn, reason_required: bool, help: str):
     @click.argument("approval_id")
     @click.option("--by", default="", help="Operator making the decision.")
     @click.option("--reason", default="", required=reason_required, help="Reason (kept in the record).")
+    @override_option
     @config_option
-    def cmd(approval_id, by, reason, config_path) -> None:
-        with store(open_config(config_path)) as s:
+    def cmd(approval_id, by, reason, overrides, config_path) -> None:
+        with guarded(open_config(config_path), f"approval {name} {approval_id}", overrides, reason, by) as s:
             v = fn(s, approval_id, by=by, reason=reason)
         click.echo(f"{v.id} {v.status}: {v.org} -> {v.model}")
 
@@ -251,11 +272,12 @@ def grant() -> None:
 @click.option("--until", "ends_at", required=True, callback=_instant, help="ISO 8601 end (exclusive).")
 @click.option("--reason", default="")
 @click.option("--by", default="")
+@override_option
 @config_option
-def grant_add(org, model, starts_at, ends_at, reason, by, config_path) -> None:
-    """Give ORG access to MODEL between two instants."""
+def grant_add(org, model, starts_at, ends_at, reason, by, overrides, config_path) -> None:
+    """Give ORG access to MODEL between two instants (refused if it breaks a policy invariant)."""
     config = open_config(config_path)
-    with store(config) as s:
+    with guarded(config, f"grant add {org} {model}", overrides, reason, by) as s:
         v = grants_mod.add_grant(s, org, model, starts_at, ends_at, reason=reason, by=by,
                                  known_models=_known_models(config))
     click.echo(f"granted {v.id}: {org} -> {model} from {v.to_json()['starts_at']} until {v.to_json()['ends_at']}")
@@ -276,9 +298,10 @@ def grant_list(org, as_json, config_path) -> None:
 @grant.command("revoke")
 @click.argument("grant_id")
 @click.option("--reason", default="")
+@override_option
 @config_option
-def grant_revoke(grant_id, reason, config_path) -> None:
-    """Revoke a grant before its window ends."""
-    with store(open_config(config_path)) as s:
+def grant_revoke(grant_id, reason, overrides, config_path) -> None:
+    """Revoke a grant before its window ends (refused if that breaks a policy invariant)."""
+    with guarded(open_config(config_path), f"grant revoke {grant_id}", overrides, reason) as s:
         v = grants_mod.revoke_grant(s, grant_id, reason)
     click.echo(f"revoked grant {v.id}")

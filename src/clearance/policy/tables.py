@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, Integer, String, Text
+from sqlalchemy import DateTime, Float, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from clearance.store.base import Base
@@ -79,3 +79,37 @@ class Grant(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     revoked_reason: Mapped[str] = mapped_column(String(2000), default="")
+
+
+class InvariantOverride(Base):
+    """A change applied although it breaks a policy invariant: who, why, and the counterexample shown."""
+
+    __tablename__ = "policy_invariant_overrides"
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    invariant_id: Mapped[str] = mapped_column(String(64), index=True)
+    change: Mapped[str] = mapped_column(String(300))  # e.g. "directive apply EO-1"
+    actor: Mapped[str] = mapped_column(String(200), default="")
+    reason: Mapped[str] = mapped_column(String(2000))
+    counterexample: Mapped[str] = mapped_column(Text, default="")  # JSON
+
+
+class Incident(Base):
+    """A jailbreak found by an assessment: its CJS severity, evidence, proposed directive and what became of it."""
+
+    __tablename__ = "policy_incidents"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # INC-0001; also the id of its directive
+    title: Mapped[str] = mapped_column(String(300))
+    status: Mapped[str] = mapped_column(String(16))  # "open" | "applied" | "closed"
+    opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    reported_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)  # the report's
+    model: Mapped[str] = mapped_column(String(200))
+    template_id: Mapped[str] = mapped_column(String(200))
+    cjs_score: Mapped[float] = mapped_column(Float)
+    band: Mapped[str] = mapped_column(String(16))
+    details: Mapped[str] = mapped_column(Text, default="")  # JSON: axes, evidence, what-if, report target
+    proposed_text: Mapped[str] = mapped_column(Text, default="")
+    directive_id: Mapped[str] = mapped_column(String(64), default="")
+    applied_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    close_reason: Mapped[str] = mapped_column(String(2000), default="")
