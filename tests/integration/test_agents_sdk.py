@@ -119,6 +119,8 @@ def test_responses_requests_are_decided_and_audited_like_chat(demo, tmp_path):
     assert run_cli(demo["config"], "audit", "verify").returncode == 0
     run_cli(demo["config"], "audit", "export", "--out", str(tmp_path / "bundle.json"))
     entries = [json.loads(e["entry"]) for e in json.loads((tmp_path / "bundle.json").read_text())["entries"]]
-    mine = {(e["request_id"], e["kind"], e["decision"]) for e in entries if e["request_id"].startswith("agents-audit")}
+    # The gateway makes each request's id; the client's x-request-id is kept as client_request_id.
+    mine = {(e["client_request_id"], e["kind"], e["decision"]) for e in entries
+            if e.get("client_request_id", "").startswith("agents-audit")}
     assert ("agents-audit-ok", "decision", "allow") in mine  # committed before the answer was released
     assert ("agents-audit-blocked", "decision", "guard_block") in mine
