@@ -243,3 +243,25 @@ def test_every_request_has_one_access_log_line_and_tokens_are_counted_by_org(sin
     assert keys["alice"] not in gw.log() and "hello again" not in gw.log()
     metrics = httpx.get(gw.url + "/metrics").text
     assert 'clearance_tokens_total{kind="completion",model="other",org="acme"}' in metrics
+
+
+def test_limits_through_the_admin_api_need_an_operator_and_are_change_entries(single):
+    gw, config = single["gw"], single["config"]
+    op = json.loads(run_cli(config, "admin", "add", "ops-1", "--role", "operator", "--json").stdout)["token"]
+    aud = json.loads(run_cli(config, "admin", "add", "aud-1", "--role", "auditor", "--json").stdout)["token"]
+    url = gw.url + "/admin/limits"
+    body = {"org": "acme", "model": "other", "tokens_per_minute": 5000}
+    assert httpx.post(url, json=body, headers={"authorization": f"Bearer {aud}"}).status_code == 403
+    made = httpx.post(url, json=body, headers={"authorization": f"Bearer {op}"})
+    assert made.status_code == 201 and made.json()["tokens_per_minute"] == 5000
+    listed = httpx.get(url, headers={"authorization": f"Bearer {aud}"}).json()["limits"]
+    assert made.json()["id"] in [x["id"] for x in listed]
+    bad = httpx.post(url, json={"org": "acme", "user": "alice", "requests_per_minute": 1},
+                     headers={"authorization": f"Bearer {op}"})
+    assert bad.status_code == 400 and bad.headers["x-request-id"]
+    gone = httpx.post(f"{url}/{made.json()['id']}/remove", headers={"authorization": f"Bearer {op}"})
+    assert gone.status_code == 200
+    assert httpx.post(f"{url}/{made.json()['id']}/remove", headers={"authorization": f"Bearer {op}"}).status_code == 404
+    report = json.loads(run_cli(config, "audit", "report").stdout)
+    actions = [(c["administrator"], c["action"]) for c in report.get("changes", [])]
+    assert ("admin:ops-1", "limit.set") in actions and ("admin:ops-1", "limit.remove") in actions

@@ -268,9 +268,9 @@ def admin_routes(gw, sessions) -> list[Route]:
         r("/admin/admins/{name}/disable", _admin_switch(True), "POST"),
         r("/admin/admins/{name}/enable", _admin_switch(False), "POST"),
     ]
-    try:
-        from clearance.api import admin_policy
-    except ImportError:
-        return routes
+    from clearance.api import admin_policy
+    from clearance.api.admin_limits import limit_routes
+
+    routes += limit_routes(gw, sessions)
     return routes + admin_policy.routes(sessions, env, known_models=[m.name for m in gw.config.models],
                                         audit=gw.audit, config=gw.config)

@@ -19,11 +19,11 @@ from clearance.config import Config
 _INSTANT = click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z"])
 
 
-def run_change(config: Config, fn: Callable):
+def run_change(config: Config, fn: Callable, errors: tuple[type[Exception], ...] = ()):
     """Run ``fn(session)`` in one transaction as the local operator, then record the changes it noted.
 
-    Domain errors become clean CLI errors; nothing is recorded for a change
-    that was rolled back.
+    Domain errors (identity's, and ``errors``) become clean CLI errors; nothing is recorded for a
+    change that was rolled back.
     """
     from clearance.audit import changes
     from clearance.identity.admins import local_actor
@@ -34,7 +34,7 @@ def run_change(config: Config, fn: Callable):
         try:
             result = fn(session)
             session.commit()
-        except IdentityError as e:
+        except (IdentityError, *errors) as e:
             session.rollback()
             changes.discard(session)
             raise click.ClickException(str(e)) from None

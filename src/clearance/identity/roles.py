@@ -2,7 +2,7 @@
 
 Four roles, each a fixed set of permissions:
 
-- ``operator``: orgs, users and keys, administrators; reads everything.
+- ``operator``: orgs, users and keys, administrators, usage limits; reads everything.
 - ``compliance``: directives, approvals, grants, and setting a user's
   ``verified`` (and ``verified_until``); reads everything.
 - ``org-admin``: users and keys of its own org only (it may attest
@@ -20,10 +20,10 @@ from dataclasses import dataclass
 
 ROLES = ("operator", "compliance", "org-admin", "auditor")
 
-_READ = frozenset({"org.read", "user.read", "key.read", "admin.read", "policy.read", "approval.read"})
+_READ = frozenset({"org.read", "user.read", "key.read", "admin.read", "policy.read", "approval.read", "limit.read"})
 
 PERMISSIONS: dict[str, frozenset[str]] = {
-    "operator": _READ | {"org.write", "user.write", "key.write", "admin.write"},
+    "operator": _READ | {"org.write", "user.write", "key.write", "admin.write", "limit.write"},
     "compliance": _READ | {"user.verify", "policy.write", "approval.request", "approval.decide", "grant.write"},
     "org-admin": frozenset({"org.read", "user.read", "user.write", "key.read", "key.write", "approval.read",
                             "approval.request"}),

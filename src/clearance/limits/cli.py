@@ -122,12 +122,9 @@ def _instant(text: str | None, name: str):
 
 
 def _operator() -> str:
-    import getpass
+    from clearance.identity.admins import local_actor
 
-    try:
-        return "cli:" + getpass.getuser()
-    except Exception:  # no user name to be had (a container without one)
-        return "cli"
+    return local_actor().label
 
 
 def _describe(v: service.LimitView) -> str:
@@ -138,12 +135,6 @@ def _describe(v: service.LimitView) -> str:
 
 
 def _run(config, fn):
-    sessions = open_store(config)
-    with sessions() as session:
-        try:
-            result = fn(session)
-            session.commit()
-            return result
-        except service.LimitError as e:
-            session.rollback()
-            raise click.ClickException(str(e)) from None
+    from clearance.identity.cli import run_change
+
+    return run_change(config, fn, (service.LimitError,))

@@ -2,7 +2,7 @@
 
 ``set_limit`` creates the limit of a (scope, subject, model) or replaces its
 values; every change bumps the state version, so gateways enforce it within a
-poll interval.  Errors are ``LimitError`` with a message fit for an operator.
+poll interval, and is noted for the audit log (``audit/changes.py``).  Errors are ``LimitError`` with a message fit for an operator.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from clearance.audit import changes
 from clearance.identity.tables import ApiKey, Org, OrgGroup, User
 from clearance.limits.tables import UsageLimit
 from clearance.store.version import bump_version
@@ -72,6 +73,7 @@ def set_limit(session: Session, *, scope: str, subject: str = "", model: str = "
                          "--spend-per-month")
     row = session.scalars(select(UsageLimit).where(UsageLimit.scope == scope, UsageLimit.subject == subject,
                                                    UsageLimit.model == model)).first()
+    before = LimitView.of(row).to_json() if row is not None else None
     if row is None:
         row = UsageLimit(id="lim_" + secrets.token_hex(6), scope=scope, subject=subject, model=model,
                          created_at=datetime.now(timezone.utc), created_by=by)
@@ -84,7 +86,9 @@ def set_limit(session: Session, *, scope: str, subject: str = "", model: str = "
     row.on_store_error = on_store_error
     session.flush()
     bump_version(session)
-    return LimitView.of(row)
+    view = LimitView.of(row)
+    changes.note(session, "limit.set", f"limit:{view.id}", subject if scope == "org" else "", before, view.to_json())
+    return view
 
 
 def _int(v: float | int | None) -> int | None:
@@ -104,4 +108,6 @@ def remove_limit(session: Session, limit_id: str) -> LimitView:
     view = LimitView.of(row)
     session.delete(row)
     bump_version(session)
+    changes.note(session, "limit.remove", f"limit:{view.id}", view.subject if view.scope == "org" else "",
+                 view.to_json(), None)
     return view
