@@ -24,6 +24,7 @@ def demo(tmp_path):
     """The demo's config and world (no server needed: every command works on the store)."""
     config_path = write_demo_config(tmp_path / "demo", 1, 2, 3)
     config, _keys = load_demo(tmp_path / "demo")
+    run_cli(config_path, "audit", "keygen")  # changes are recorded in the audit log, which signs checkpoints
     (tmp_path / "blanket.cedar").write_text(BLANKET)
     return config_path, config, tmp_path
 
@@ -99,14 +100,20 @@ def test_revoking_a_grant_an_always_invariant_relies_on_is_refused(demo):
     assert "2029-06-01T00:00:00.000Z" in refused.stderr  # found at the directive's instant, years ahead
 
 
+def _compliance_token(config_path: Path, name: str = "ops") -> str:
+    """A named compliance administrator's token (the shared token may only create the first operator)."""
+    return json.loads(run_cli(config_path, "admin", "add", name, "--role", "compliance", "--json").stdout)["token"]
+
+
 def test_admin_api_refuses_with_409_and_accepts_an_override(demo, monkeypatch):
     config_path, config, _ = demo
     monkeypatch.setenv(TOKEN_ENV, "s3cret")
+    token = _compliance_token(config_path)
     engine = make_engine(config.db_url)
     try:
         app = Starlette(routes=routes(make_sessionmaker(engine), TOKEN_ENV,
                                       known_models=[m.name for m in config.models], config=config))
-        client = TestClient(app, headers={"authorization": "Bearer s3cret"})
+        client = TestClient(app, headers={"authorization": f"Bearer {token}"})
         body = {"id": "OPEN-2", "title": "Everything", "text": BLANKET}
         r = client.post("/admin/directives", json=body)
         assert r.status_code == 409
@@ -126,8 +133,9 @@ def test_admin_api_refuses_with_409_and_accepts_an_override(demo, monkeypatch):
 
 
 def test_admin_api_checks_approvals(demo, monkeypatch, tmp_path):
-    _config_path, config, _ = demo
+    config_path, config, _ = demo
     monkeypatch.setenv(TOKEN_ENV, "s3cret")
+    token = _compliance_token(config_path)
     inv = tmp_path / "eu.yaml"
     inv.write_text(yaml.safe_dump([{"id": "eu-lab-no-high-risk", "never": {
         "principal": {"org": "eu-lab"}, "context": {"guard": {"cyber_high_risk": ">= 0.5"}}}}]))
@@ -135,7 +143,7 @@ def test_admin_api_checks_approvals(demo, monkeypatch, tmp_path):
     engine = make_engine(config.db_url)
     try:
         client = TestClient(Starlette(routes=routes(make_sessionmaker(engine), TOKEN_ENV, config=config)),
-                            headers={"authorization": "Bearer s3cret"})
+                            headers={"authorization": f"Bearer {token}"})
         a = client.post("/admin/approvals", json={"org": "eu-lab", "model": "frontier-cyber",
                                                    "use_case": "security-testing"}).json()
         r = client.post(f"/admin/approvals/{a['id']}/approve", json={"by": "ops"})

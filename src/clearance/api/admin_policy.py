@@ -51,6 +51,8 @@ def _permitted(endpoint: Endpoint, permission: str, org_of: Callable | None = No
         request.state.actor = actor
         return endpoint(request, body, session)
 
+    return run
+
 
 def _overrides(body: dict) -> list[str]:
     v = body.get("override_invariants") or []
@@ -84,8 +86,6 @@ def _invariant_reasons(e: PolicyAdminError) -> list[dict[str, str]] | None:
         return None
     return [{"id": r.id, "kind": "invariant", "title": r.title, "status": r.status,
              "counterexample": r.counterexample.describe() if r.counterexample else r.reason} for r in e.results]
-
-    return run
 
 
 def _text(body: dict, name: str, required: bool = False) -> str:
