@@ -1,12 +1,19 @@
-"""Claude Code, headless, through `clearance demo`: a tool-using run on both kinds of backend.
+"""Claude Code, headless, through Clearance: a tool-using run on both kinds of backend.
 
 The real coding agent (the npm package pinned in ``.ci/agents.sh``, installed into
-``.ci/node``) is pointed at the demo with ``ANTHROPIC_BASE_URL`` and a demo key, as
-the README shows.  The demo's upstreams are SIMULATED (test doubles): offered tools,
-they call the first one, here Bash running ``example``, a script this test puts on
-the agent's PATH; after the tool result they answer with text.  The run must finish
-without an error, the script must have run, and every model call must be in the
-audit log with the tool it was offered.
+``.ci/node``) is pointed at the gateway with ``ANTHROPIC_BASE_URL`` and a key, as the
+README shows.  The upstreams are SIMULATED (test doubles): offered tools, they call
+the first one, here Bash running ``example``, a script this test puts on the agent's
+PATH; after the tool result they answer with text.  The run must finish without an
+error, the script must have run, and every model call must be in the audit log with
+the tool it was offered.
+
+Through a gateway whose policy permits everything and whose guard is off, the run
+passes: the wire formats, tools, translation and audit work for the agent.  Through
+``clearance demo``, with the built-in guard on, it is refused today: the guard scores
+the context wrapper the agent puts around every user turn as a jailbreak (0.61; see
+docs/guard.md, "Coding agents").  That test is an expected failure until the guard
+stops flagging it, and fails loudly (strict) the day it passes.
 
 Runs wherever the agent is installed (``bash .ci/agents.sh``); skipped otherwise.
 """
@@ -38,13 +45,49 @@ def demo(tmp_path_factory):
         yield d
 
 
-def _audit(demo) -> list[dict]:
-    with sqlite3.connect(demo["state"] / "clearance.db") as conn:
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory):
+    """A gateway with the demo's two kinds of SIMULATED upstream, a permit-all policy and no guard."""
+    from clearance.demo.run import start_in_thread
+    from clearance.demo.upstream import create_upstream_app
+    from tests.conftest import free_port
+    from tests.integration.gateway import add_persona, start_gateway, write_config
+
+    tmp = tmp_path_factory.mktemp("claude-code")
+    ports = {name: free_port() for name in ("lab", "local")}
+    servers = [start_in_thread(create_upstream_app(f"{name}-sim"), port) for name, port in ports.items()]
+    (tmp / "allow.cedar").write_text('@id("allow-all")\npermit (principal, action, resource);\n')
+    config = write_config(
+        tmp, f"sqlite:///{tmp / 'clearance.db'}",
+        [{"name": "lab", "kind": "anthropic", "base_url": f"http://127.0.0.1:{ports['lab']}"},
+         {"name": "local", "base_url": f"http://127.0.0.1:{ports['local']}/v1"}],
+        [{"name": "frontier-general", "backends": ["lab"]}, {"name": "open-local", "backends": ["local"]}],
+        policy={"files": ["allow.cedar"]}, guard={"enabled": False}, server={"max_body_bytes": 4_000_000})
+    key = add_persona(config, "us-analyst", "acme-bank")
+    gw = start_gateway(config)
+    yield {"url": gw.url, "keys": {"us-analyst": key}, "state": tmp}
+    gw.stop()
+    for s in servers:
+        s.should_exit = True
+
+
+def _audit(world) -> list[dict]:
+    with sqlite3.connect(world["state"] / "clearance.db") as conn:
         return [json.loads(b) for (b,) in conn.execute("SELECT body FROM audit_entries ORDER BY idx")]
 
 
 @pytest.mark.parametrize("model", ["frontier-general", "open-local"])  # an Anthropic and an OpenAI-compatible upstream
-def test_claude_code_finishes_a_tool_using_run(demo, model, tmp_path):
+def test_claude_code_finishes_a_tool_using_run(gateway, model, tmp_path):
+    _run(gateway, model, tmp_path)
+
+
+@pytest.mark.xfail(strict=True, reason="the built-in guard flags the agent's per-turn context wrapper as a "
+                                       "jailbreak (docs/guard.md, 'Coding agents')")
+def test_claude_code_finishes_a_tool_using_run_through_the_demo(demo, tmp_path):
+    _run(demo, "frontier-general", tmp_path)
+
+
+def _run(demo, model, tmp_path):
     work, home, bin_dir = tmp_path / "repo", tmp_path / "home", tmp_path / "bin"
     for d in (work, home, bin_dir):
         d.mkdir()
