@@ -13,6 +13,7 @@ raises ``StoreError``.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 
 Check = tuple[str, int, int, int]  # key, limit, amount, ttl seconds
@@ -91,13 +92,22 @@ class RedisCounters:
         pool = redis.BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=timeout,
                                                      socket_timeout=timeout, socket_connect_timeout=timeout)
         self._client = redis.Redis(connection_pool=pool, retry_on_timeout=False)
-        self._take = self._client.register_script(_TAKE)
+        self._sha = hashlib.sha1(_TAKE.encode()).hexdigest()
+        from redis.exceptions import NoScriptError
+
+        self._noscript = NoScriptError
 
     async def take(self, checks: list[Check]) -> int:
-        keys = [c[0] for c in checks]
-        args = [x for _, limit, amount, ttl in checks for x in (limit, amount, ttl)]
-        try:
-            return int(await asyncio.wait_for(self._take(keys=keys, args=args), self.timeout))
+        args = [c[0] for c in checks] + [x for _, limit, amount, ttl in checks for x in (limit, amount, ttl)]
+        try:  # EVALSHA directly (the script is loaded once; reloaded if the server forgot it)
+            try:
+                got = await asyncio.wait_for(self._client.execute_command("EVALSHA", self._sha, len(checks), *args),
+                                             self.timeout)
+            except self._noscript:
+                self._sha = await self._client.script_load(_TAKE)
+                got = await asyncio.wait_for(self._client.execute_command("EVALSHA", self._sha, len(checks), *args),
+                                             self.timeout)
+            return int(got)
         except self._errors as e:
             raise StoreError(f"{type(e).__name__}: {e}") from None
 

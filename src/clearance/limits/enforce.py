@@ -3,8 +3,9 @@
 A request over a request limit, or whose token or spend budget is used up, is
 refused with a 429 that names the limit, with ``Retry-After`` and the
 ``x-ratelimit-*`` headers.  Tokens are counted when the answer is known
-(streamed answers included), so a budget stops the request after the one
-that crossed it.  When the counter store cannot answer within its timeout,
+(streamed answers included), summed over ``FLUSH_SECONDS`` and sent in one
+call, so a budget stops the first request that starts after the one that
+crossed it had its tokens sent.  When the counter store cannot answer within its timeout,
 each binding limit follows its ``on_store_error``: ``deny`` refuses the
 request (503), ``allow`` lets it through.
 """
@@ -23,6 +24,7 @@ from clearance.types import Usage
 
 log = logging.getLogger("clearance.limits")
 
+FLUSH_SECONDS = 0.05  # how long answers' tokens wait to be sent together
 _KEEP = {"r": 120, "t": 120, "d": 2 * 86_400, "s": 35 * 86_400}
 _HEADER = {"requests_per_minute": "requests", "tokens_per_minute": "tokens", "tokens_per_day": "tokens",
            "spend_per_month": "spend"}
@@ -34,7 +36,9 @@ class Limiter:
         self.prefix = settings.key_prefix
         self.counters = (RedisCounters(settings.redis_url, settings.timeout_ms / 1000, settings.max_connections)
                          if settings.redis_url else MemoryCounters())
-        self._pending: set[asyncio.Task] = set()
+        # Tokens and spend to add, summed per counter until the next flush (one call for many answers).
+        self._unsent: dict[str, list[int]] = {}  # key -> [amount, ttl]
+        self._flusher: asyncio.Task | None = None
 
     async def check(self, rules: tuple[Rule, ...]) -> None:
         """Count the request against ``rules``; raise the 429 (or 503) that refuses it."""
@@ -81,20 +85,40 @@ class Limiter:
                 adds.append((f"{self.prefix}{r.id}:d:{day(now)[0]}", 0, usage.total_tokens, _KEEP["d"]))
             if r.spend_per_month_micro_usd is not None and spend:
                 adds.append((f"{self.prefix}{r.id}:s:{month(now)[0]}", 0, spend, _KEEP["s"]))
-        if adds:
-            task = asyncio.get_running_loop().create_task(self._add(adds))
-            self._pending.add(task)
-            task.add_done_callback(self._pending.discard)
+        for key, _, amount, ttl in adds:
+            got = self._unsent.get(key)
+            if got is None:
+                self._unsent[key] = [amount, ttl]
+            else:
+                got[0] += amount
+        if adds and self._flusher is None:
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_soon())
 
-    async def _add(self, adds: list[Check]) -> None:
+    async def _flush_soon(self) -> None:
+        """Send what answers added within ``FLUSH_SECONDS`` in one call (a budget is enforced that much later)."""
         try:
-            await self.counters.add(adds)
+            await asyncio.sleep(FLUSH_SECONDS)
+        finally:
+            self._flusher = None
+            await self._flush()
+
+    async def _flush(self) -> None:
+        unsent, self._unsent = self._unsent, {}
+        if not unsent:
+            return
+        try:
+            await self.counters.add([(key, 0, amount, ttl) for key, (amount, ttl) in unsent.items()])
         except StoreError as e:
-            log.warning("usage not counted: counters unavailable", extra={"error": str(e)})
+            log.warning("usage not counted: counters unavailable", extra={"error": str(e), "counters": len(unsent)})
 
     async def aclose(self) -> None:
-        if self._pending:
-            await asyncio.gather(*self._pending, return_exceptions=True)
+        if self._flusher is not None:
+            self._flusher.cancel()  # its finally flushes
+            try:
+                await self._flusher
+            except asyncio.CancelledError:
+                pass
+        await self._flush()
         await self.counters.aclose()
 
 
