@@ -361,7 +361,7 @@ async def admit(gw: Gateway, req: ChatRequest, api_key: str | None, traceparent:
     started = time.perf_counter()
     trace = _begin_trace(gw, req, traceparent, operation)
     try:
-        t = time.time_ns()
+        t = time.time_ns() if trace is not None else 0  # stage timing, only for a traced request
         now = datetime.now(timezone.utc)
         snapshot, principal = await caller(gw, api_key, now)
         model = find_model(snapshot, req.model)

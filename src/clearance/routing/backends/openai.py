@@ -137,16 +137,20 @@ class OpenAIBackend:
         self.session = session  # bound at start-up, inside the event loop
         self.timeouts = timeouts
 
-    async def complete(self, req: ChatRequest, model: str) -> ChatResult:
-        body = orjson.dumps(request_body(req, model))
+    async def _call(self, url: str, body: bytes) -> bytes:
+        """POST ``body`` and return the 200 answer's bytes; any other outcome is an ``UpstreamError``."""
         try:
-            async with self.session.post(self.url, data=body, headers=upstream_headers(self.headers),
+            async with self.session.post(url, data=body, headers=upstream_headers(self.headers),
                                          timeout=self.timeouts.for_call(), allow_redirects=False) as r:
                 status, raw = r.status, await r.read()
         except TRANSPORT_ERRORS as e:
             raise transport_error(self.name, e) from None
         if status != 200:
             raise status_error(self.name, status, raw)
+        return raw
+
+    async def complete(self, req: ChatRequest, model: str) -> ChatResult:
+        raw = await self._call(self.url, orjson.dumps(request_body(req, model)))
         try:
             data = orjson.loads(raw)
             choice = data["choices"][0]
@@ -167,15 +171,7 @@ class OpenAIBackend:
 
     async def embed(self, req: ChatRequest, model: str) -> EmbeddingResult:
         """``POST /embeddings`` with the client's body as sent (dimensions, encoding_format, user, ...)."""
-        body = orjson.dumps({**req.raw, "model": model})
-        try:
-            async with self.session.post(self.embeddings_url, data=body, headers=upstream_headers(self.headers),
-                                         timeout=self.timeouts.for_call(), allow_redirects=False) as r:
-                status, raw = r.status, await r.read()
-        except TRANSPORT_ERRORS as e:
-            raise transport_error(self.name, e) from None
-        if status != 200:
-            raise status_error(self.name, status, raw)
+        raw = await self._call(self.embeddings_url, orjson.dumps({**req.raw, "model": model}))
         try:
             data = orjson.loads(raw)
             if not isinstance(data, dict) or not isinstance(data["data"], list):
