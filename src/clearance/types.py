@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import orjson
+
 Role = Literal["system", "user", "assistant", "tool"]
 
 
@@ -136,11 +138,18 @@ class ChatResult:
     raw_wire: str = ""
     # The arguments of the answer's tool calls, screened and recorded with its text.
     calls_text: str = ""
+    # An OpenAI upstream's further choices when the client asked for several (``n``), as they came.
+    others: tuple[dict[str, Any], ...] = ()
 
     @property
     def answer_text(self) -> str:
-        """Everything the model said: its text and its tool calls' arguments."""
-        return "\n".join(t for t in (self.content, self.calls_text) if t)
+        """Everything the model said: its text and its tool calls' arguments, every choice's."""
+        texts = [self.content, self.calls_text]
+        for choice in self.others:
+            message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
+            texts.append(message.get("content") if isinstance(message.get("content"), str) else "")
+            texts.append(orjson.dumps(message["tool_calls"]).decode() if message.get("tool_calls") else "")
+        return "\n".join(t for t in texts if t)
 
 
 @dataclass(frozen=True, slots=True)

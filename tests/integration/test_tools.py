@@ -172,6 +172,37 @@ def test_openai_logprobs_come_back(oai):
     assert streamed and all(lp.content[0].logprob == -0.5 for lp in streamed)
 
 
+def test_several_choices_come_back_whole_and_streamed(world, oai):
+    done = oai.chat.completions.create(model="gpt-sim", n=3, messages=[{"role": "user", "content": "Hello"}])
+    assert world["oa"].last["body"]["n"] == 3
+    assert [c.index for c in done.choices] == [0, 1, 2]
+    first = done.choices[0].message.content
+    assert first.startswith("[simulated oa-sim]")
+    assert [c.message.content for c in done.choices[1:]] == [f"(2) {first}", f"(3) {first}"]
+    texts: dict[int, str] = {}
+    finishes: dict[int, str] = {}
+    for chunk in oai.chat.completions.create(model="gpt-sim", n=2, stream=True,
+                                             messages=[{"role": "user", "content": "Hello"}]):
+        for c in chunk.choices:
+            texts[c.index] = texts.get(c.index, "") + (c.delta.content or "")
+            if c.finish_reason:
+                finishes[c.index] = c.finish_reason
+    assert texts == {0: first, 1: f"(2) {first}"} and finishes == {0: "stop", 1: "stop"}
+
+
+def test_several_choices_from_an_anthropic_backend_or_out_of_range_are_400s(oai):
+    with pytest.raises(openai.BadRequestError) as caught:
+        oai.chat.completions.create(model="claude-sim", n=2, messages=[{"role": "user", "content": "Hi"}])
+    assert "n: not supported when the model's backend speaks the other format" in caught.value.message
+    for bad in (0, 129, "2"):
+        with pytest.raises(openai.BadRequestError) as caught:
+            oai.chat.completions.create(model="gpt-sim", n=bad, messages=[{"role": "user", "content": "Hi"}])
+        assert "'n' must be an integer between 1 and 128" in caught.value.message
+    # n=1 is what every request means: served by either format.
+    assert oai.chat.completions.create(model="claude-sim", n=1, messages=[{"role": "user", "content": "Hi"}]
+                                       ).choices[0].message.content
+
+
 def test_openai_image_part_goes_upstream_unchanged(world, oai):
     content = [{"type": "text", "text": "What is in this picture?"},
                {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}", "detail": "low"}}]

@@ -23,6 +23,7 @@ from clearance.types import ChatChunk, ChatRequest, ChatResult, Message, Usage
 # name (routing/backends/anthropic.py).  Nothing is dropped.
 _KNOWN = frozenset({"model", "messages", "stream", "max_tokens", "max_completion_tokens", "temperature", "top_p",
                     "stop", "stream_options", "n"})
+_MAX_CHOICES = 128  # the most choices the OpenAI API serves in one request
 _ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
 
 
@@ -96,12 +97,14 @@ def parse_request(body: Any, request_id: str) -> ChatRequest:
     else:
         raise bad_request("'stop' must be a string or a list of strings", "stop")
     n = body.get("n")
-    if n not in (None, 1):
-        raise bad_request("n: only one choice per request is served (each answer is screened and recorded)", "n")
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= _MAX_CHOICES):
+        raise bad_request(f"'n' must be an integer between 1 and {_MAX_CHOICES}", "n")
     options = body.get("stream_options")
     if options is not None and not isinstance(options, dict):
         raise bad_request("'stream_options' must be an object", "stream_options")
     params = {k: v for k, v in body.items() if k not in _KNOWN}
+    if n is not None and n > 1:  # several choices: an OpenAI-compatible backend serves them, the other refuses
+        params["n"] = n
     return ChatRequest(request_id=request_id, model=model, messages=tuple(messages), stream=stream,
                        max_tokens=max_tokens, temperature=_number(body, "temperature", 0, 2),
                        top_p=_number(body, "top_p", 0, 1), stop=stops, params=params, wire="openai", raw=body,
@@ -140,9 +143,18 @@ def completion_id(request_id: str) -> str:
     return "chatcmpl-" + request_id.removeprefix("req_")
 
 
+def _choice(raw: dict[str, Any], index: int) -> dict[str, Any]:
+    """An OpenAI upstream's choice as it came (tool calls, logprobs), with its index."""
+    message = raw.get("message")
+    message = {**message, "role": "assistant"} if isinstance(message, dict) else {"role": "assistant", "content": ""}
+    return {"index": raw.get("index", index), "message": message,
+            "finish_reason": raw.get("finish_reason") or "stop", "logprobs": raw.get("logprobs")}
+
+
 def render_result(result: ChatResult, req: ChatRequest) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": result.content}
     logprobs = None
+    others = [_choice(raw, i) for i, raw in enumerate(result.others, start=1)]  # n > 1
     if result.raw_wire == "openai" and result.raw is not None:  # the upstream's message as it came
         raw_message = result.raw.get("message")
         if isinstance(raw_message, dict):
@@ -159,7 +171,8 @@ def render_result(result: ChatResult, req: ChatRequest) -> dict[str, Any]:
         "object": "chat.completion",
         "created": int(time.time()),
         "model": req.model,
-        "choices": [{"index": 0, "message": message, "finish_reason": result.finish_reason, "logprobs": logprobs}],
+        "choices": [{"index": 0, "message": message, "finish_reason": result.finish_reason, "logprobs": logprobs},
+                    *others],
         "usage": _usage(result.usage),
     }
 
@@ -193,14 +206,20 @@ def _translated_frames(c: ChatChunk, chunk, tool_index: dict[int, int]) -> bytes
 
 
 def _raw_frames(c: ChatChunk, chunk) -> bytes:
-    """An OpenAI upstream's choices (tool-call deltas, logprobs) forwarded as they came, finish held back."""
+    """An OpenAI upstream's choices (tool-call deltas, logprobs) forwarded as they came.
+
+    The first choice's finish is held back for the closing events; with n > 1 the other choices' finish
+    reasons go out as they came (the stream can still end in an error event after them).
+    """
     out = b""
     for choice in c.raw:
         delta = choice.get("delta")
         delta = {k: v for k, v in delta.items() if k != "role"} if isinstance(delta, dict) else {}
         logprobs = choice.get("logprobs")
-        if delta or logprobs is not None:
-            out += chunk(delta, None, logprobs)
+        index = choice.get("index") or 0
+        finish = choice.get("finish_reason") if index else None
+        if delta or logprobs is not None or finish:
+            out += chunk(delta, finish, logprobs, index)
     return out
 
 
@@ -213,8 +232,8 @@ async def render_stream(chunks: AsyncIterator[ChatChunk], req: ChatRequest, incl
     cid, created = completion_id(req.request_id), int(time.time())
     base = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": req.model}
 
-    def chunk(delta: dict, finish: str | None, logprobs: Any = None) -> bytes:
-        return _event({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish,
+    def chunk(delta: dict, finish: str | None, logprobs: Any = None, index: int = 0) -> bytes:
+        return _event({**base, "choices": [{"index": index, "delta": delta, "finish_reason": finish,
                                             "logprobs": logprobs}]})
 
     usage: Usage | None = None

@@ -139,6 +139,7 @@ def create_upstream_app(provider: str) -> Starlette:
         call = _openai_tool_to_call(body)
         call_id = "call_sim" + hashlib.sha256(orjson.dumps(body.get("messages"))).hexdigest()[:12]
         want_logprobs = body.get("logprobs") is True
+        n = body.get("n") if isinstance(body.get("n"), int) and body.get("n") > 1 else 1  # choices asked for
         if not body.get("stream"):
             if call is not None:
                 message = {"role": "assistant", "content": None, "tool_calls": [
@@ -148,9 +149,11 @@ def create_upstream_app(provider: str) -> Starlette:
                 choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
                 if want_logprobs:
                     choice["logprobs"] = _logprobs(words)
+            choices = [choice] + [{**choice, "index": i, "message": {"role": "assistant", "content": f"({i + 1}) {text}"}}
+                                  for i in range(1, n)] if call is None else [choice]
             return Response(orjson.dumps({
                 "id": cid, "object": "chat.completion", "created": int(time.time()), "model": body.get("model"),
-                "choices": [choice], "usage": usage}), media_type="application/json")
+                "choices": choices, "usage": usage}), media_type="application/json")
 
         async def events():
             base = {"id": cid, "object": "chat.completion.chunk", "created": int(time.time()), "model": body.get("model")}
@@ -173,12 +176,15 @@ def create_upstream_app(provider: str) -> Starlette:
                     raise ConnectionResetError("simulated stream break")
                 if state.mode == "slow_stream":
                     await asyncio.sleep(0.2)
-                delta = w if i == 0 else " " + w
-                choice = {"index": 0, "delta": {"content": delta}, "finish_reason": None}
-                if want_logprobs:
-                    choice["logprobs"] = _logprobs([delta])
-                yield b"data: " + orjson.dumps({**base, "choices": [choice]}) + b"\n\n"
-            yield b"data: " + orjson.dumps({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}) + b"\n\n"
+                for k in range(n):  # with n > 1 the choices' words interleave, as real servers send them
+                    delta = (f"({k + 1}) " if k and i == 0 else "") + (w if i == 0 else " " + w)
+                    choice = {"index": k, "delta": {"content": delta}, "finish_reason": None}
+                    if want_logprobs:
+                        choice["logprobs"] = _logprobs([delta])
+                    yield b"data: " + orjson.dumps({**base, "choices": [choice]}) + b"\n\n"
+            for k in range(n):
+                yield b"data: " + orjson.dumps({**base, "choices": [{"index": k, "delta": {},
+                                                                   "finish_reason": "stop"}]}) + b"\n\n"
             yield b"data: " + orjson.dumps({**base, "choices": [], "usage": usage}) + b"\n\n"
             yield b"data: [DONE]\n\n"
 

@@ -36,7 +36,7 @@ def test_parses_multipart_content_tools_and_developer_role():
     ({"model": "m", "messages": [{"role": "user", "content": "x"}], "max_tokens": 0}, "max_tokens"),
     ({"model": "m", "messages": [{"role": "user", "content": "x"}], "top_p": 3}, "top_p"),
     ({"model": "m", "messages": [{"role": "user", "content": "x"}], "stop": [1]}, "stop"),
-    ({"model": "m", "messages": [{"role": "user", "content": "x"}], "n": 2}, "n"),
+    ({"model": "m", "messages": [{"role": "user", "content": "x"}], "n": 0}, "n"),
 ])
 def test_rejects_bad_bodies_naming_the_parameter(body, param):
     with pytest.raises(ApiError) as exc:

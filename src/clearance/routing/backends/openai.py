@@ -159,7 +159,7 @@ class OpenAIBackend:
             return ChatResult(content=content, finish_reason=choice.get("finish_reason") or "stop",
                               usage=_usage(data.get("usage")) or Usage(), backend=self.name,
                               upstream_model=str(data.get("model") or model), raw=choice, raw_wire="openai",
-                              calls_text="\n".join(calls))
+                              calls_text="\n".join(calls), others=tuple(data["choices"][1:]))
         except Exception:
             raise UpstreamError(f"backend {self.name}: malformed response", status=502) from None
 
@@ -219,9 +219,11 @@ class OpenAIBackend:
                                 text.append(delta)
                             calls.extend(_arguments(fields.get("tool_calls")))
                             raw.append(choice)
-                            rich = rich or choice.get("logprobs") is not None or any(
+                            first = not choice.get("index")  # the other choices (n > 1) go out as they came
+                            rich = rich or not first or choice.get("logprobs") is not None or any(
                                 v is not None for k, v in fields.items() if k not in ("role", "content"))
-                            finish = choice.get("finish_reason") or finish
+                            if first:
+                                finish = choice.get("finish_reason") or finish
                     if rich:  # the batch's choices in order, text included, so nothing is reordered
                         yield ChatChunk(delta="".join(text), raw=tuple(raw), raw_wire="openai",
                                         calls_text="".join(calls))
