@@ -259,6 +259,9 @@ def _flatten_blocks(blocks: list[Any], where: str) -> tuple[str, bool]:
         elif kind == "tool_result":
             rich = True
             parts.append(_tool_result_text(block, here))
+        elif kind == "document":
+            rich = True
+            parts.append(_document_text(block, here))
         elif kind in _OPAQUE_BLOCKS:
             rich = True
         elif kind in ("thinking", "redacted_thinking"):
@@ -279,6 +282,9 @@ def _tool_result_text(block: dict[str, Any], where: str) -> str:
         texts = []
         for i, inner in enumerate(content):
             here = f"{where}.content.{i}"
+            if isinstance(inner, dict) and inner.get("type") == "document":
+                texts.append(_document_text(inner, here))
+                continue
             if isinstance(inner, dict) and inner.get("type") in _OPAQUE_BLOCKS:
                 continue
             if not isinstance(inner, dict) or inner.get("type") != "text":
@@ -290,6 +296,28 @@ def _tool_result_text(block: dict[str, Any], where: str) -> str:
         raise bad_request(f"{where}.content: must be a string or a list of text blocks.", param=f"{where}.content")
     label = "[tool_result error]" if block.get("is_error") is True else "[tool_result]"
     return f"{label} {text}"
+
+
+def _document_text(block: dict[str, Any], where: str) -> str:
+    """What a document block says in text, screened like a turn: its title and context, and a plain-text
+    source's data or a content source's text blocks (a PDF's bytes or a file id are opaque, like an image)."""
+    texts = [v for v in (block.get("title"), block.get("context")) if isinstance(v, str)]
+    source = block.get("source")
+    if isinstance(source, dict) and source.get("type") == "text":
+        if not isinstance(source.get("data"), str):
+            raise bad_request(f"{where}.source.data: a string is required.", param=f"{where}.source.data")
+        texts.append(source["data"])
+    elif isinstance(source, dict) and source.get("type") == "content":
+        content = source.get("content")
+        if isinstance(content, str):
+            texts.append(content)
+        elif isinstance(content, list):
+            texts.extend(_text_of(b, f"{where}.source.content.{i}") for i, b in enumerate(content)
+                         if isinstance(b, dict) and b.get("type") == "text")
+        else:
+            raise bad_request(f"{where}.source.content: a string or a list of blocks is required.",
+                              param=f"{where}.source.content")
+    return "\n".join(texts)
 
 
 def _text_of(block: dict[str, Any], where: str) -> str:
