@@ -19,7 +19,7 @@ are the same (what a cache of guard scores keyed by exact text would see
 from distinct users); without it every request sends the same prompt.
 
 Run: ``python bench/inprocess.py [--system clearance] [--requests 2000] [--warmup 200] [--stream] [--vary]
-[--prompt TEXT] [--profile FILE.prof] [--callgrind]``
+[--prompt TEXT] [--tools N] [--profile FILE.prof] [--callgrind]``
 """
 
 from __future__ import annotations
@@ -61,11 +61,13 @@ def _callgrind(command: str) -> None:
     subprocess.run(["callgrind_control", command, str(os.getpid())], check=True, stdout=subprocess.DEVNULL)
 
 
-def _body(prompt: str, stream: bool) -> bytes:
+def _body(prompt: str, stream: bool, tools: int = 0) -> bytes:
     body: dict[str, object] = {"model": systems.MODEL, "messages": [{"role": "user", "content": prompt}],
                                "max_tokens": 16}
     if stream:
         body["stream"] = True
+    if tools:
+        body["tools"] = loadgen.tool_definitions(tools)
     return json.dumps(body).encode()
 
 
@@ -104,7 +106,7 @@ async def _call(app, key: str, body: bytes, stream: bool) -> int:
 async def drive(app, key: str, args: argparse.Namespace) -> dict[str, object]:
     starlette_app = app.app
     async with starlette_app.router.lifespan_context(starlette_app):
-        bodies = [_body(f"{args.prompt} ({i})" if args.vary else args.prompt, args.stream)
+        bodies = [_body(f"{args.prompt} ({i})" if args.vary else args.prompt, args.stream, args.tools)
                   for i in range(args.warmup + args.requests)]
         for i in range(args.warmup):
             status = await _call(app, key, bodies[i], args.stream)
@@ -155,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warmup", type=int, default=200)
     ap.add_argument("--stream", action="store_true")
     ap.add_argument("--vary", action="store_true", help="a different prompt for every request")
+    ap.add_argument("--tools", type=int, default=0, help="every request offers this many function tools")
     ap.add_argument("--prompt", default=loadgen.DEFAULT_PROMPT)
     ap.add_argument("--callgrind", action="store_true",
                     help="running under valgrind --tool=callgrind: zero the counts before the measured requests "

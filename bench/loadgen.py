@@ -86,6 +86,13 @@ class LoadResult:
     send_lag_p99_ms: float | None = None
     connections: int = 0
 
+def tool_definitions(n: int) -> list[dict]:
+    """``n`` function tools in the OpenAI format, the shape an agent's request offers."""
+    return [{"type": "function", "function": {
+        "name": f"tool_{i}", "description": f"Look up record kind {i} by its identifier",
+        "parameters": {"type": "object", "properties": {"id": {"type": "string"}}, "required": ["id"]}}}
+        for i in range(n)]
+
 
 def build_request(spec: LoadSpec) -> bytes:
     """The exact bytes of the request (with ``vary``, with a zero number in its slot)."""
@@ -99,10 +106,7 @@ def build_request(spec: LoadSpec) -> bytes:
     if spec.stream:
         body["stream"] = True
     if spec.tools:
-        body["tools"] = [{"type": "function", "function": {
-            "name": f"tool_{i}", "description": f"Look up record kind {i} by its identifier",
-            "parameters": {"type": "object", "properties": {"id": {"type": "string"}}, "required": ["id"]}}}
-            for i in range(spec.tools)]
+        body["tools"] = tool_definitions(spec.tools)
     payload = json.dumps(body).encode()
     path = parts.path or "/"
     head = [

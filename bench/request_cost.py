@@ -11,10 +11,13 @@ that run's latency and CPU are not used).
 ``--src LABEL=DIR`` (repeatable) runs the gateway from another source tree
 (``DIR/src`` goes first on ``PYTHONPATH``), so two versions of Clearance can
 be compared on the same machine in the same minutes; ``--rounds 2`` with
-two trees measures A, B, A, B.
+two trees measures A, B, A, B.  ``--tools 0,8`` measures each running gateway
+once per count of function tools offered with every request (an agent's
+request shape), in turn, so plain and tool-carrying requests are compared on
+the same process in the same minute.
 
 Run: ``python bench/request_cost.py [--system clearance ...] [--rate 200] [--duration 5] [--stream] [--strace]
-[--src base=/tmp/clearance-base --src new=.] [--rounds 2]``
+[--src base=/tmp/clearance-base --src new=.] [--rounds 2] [--tools 0,8]``
 """
 
 from __future__ import annotations
@@ -57,10 +60,10 @@ def parse_strace(text: str) -> dict[str, int]:
     return calls
 
 
-def measure(run: systems.Running, args: argparse.Namespace) -> dict[str, object]:
+def measure(run: systems.Running, args: argparse.Namespace, tools: int = 0) -> dict[str, object]:
     pid = run.procs[0].pid
     spec = loadgen.LoadSpec(url=run.url, rate=args.rate, duration=args.duration, warmup=0, api_key=run.api_key,
-                            stream=args.stream)
+                            stream=args.stream, tools=tools)
     user0, sys0 = cpu_seconds(pid)
     res = loadgen.run_load(spec)
     user1, sys1 = cpu_seconds(pid)
@@ -98,7 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--strace", action="store_true", help="also count system calls with strace -c -f")
     ap.add_argument("--src", action="append", default=[], help="LABEL=DIR: run Clearance from DIR/src")
     ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--tools", default="0", help="comma-separated counts of function tools per request, each measured")
     args = ap.parse_args(argv)
+    tool_counts = [int(t) for t in args.tools.split(",")]
 
     trees = [tuple(s.split("=", 1)) for s in args.src] or [("current", "")]
     names = args.system or ["clearance"]
@@ -115,13 +120,15 @@ def main(argv: list[str] | None = None) -> int:
                     run = systems.start_system(name, work / f"{label}-{rnd}", stub, {1})
                     try:
                         loadgen.run_load(loadgen.LoadSpec(url=run.url, rate=args.rate, duration=3, warmup=0,
-                                                          api_key=run.api_key, stream=args.stream))
-                        row = {"system": name, "label": label, "round": rnd, "load_avg": os.getloadavg()[0],
-                               **measure(run, args)}
+                                                          api_key=run.api_key, stream=args.stream,
+                                                          tools=max(tool_counts)))
+                        for tools in tool_counts:
+                            row = {"system": name, "label": label, "round": rnd, "tools": tools,
+                                   "load_avg": os.getloadavg()[0], **measure(run, args, tools)}
+                            print(json.dumps(row), file=sys.stderr, flush=True)
+                            results.append(row)
                     finally:
                         run.stop()
-                    print(json.dumps(row), file=sys.stderr, flush=True)
-                    results.append(row)
     finally:
         os.environ["PYTHONPATH"] = base_path
         stub.stop()
