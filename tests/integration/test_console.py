@@ -23,6 +23,7 @@ import re
 import subprocess
 import sys
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import httpx
@@ -171,6 +172,63 @@ def test_an_error_is_a_page_not_a_traceback(demo):
     assert r.status_code == 404 and "no directive" in r.text and "Traceback" not in r.text
     r = c.get("/console/assessments/..%2Fclearance.yaml")
     assert r.status_code == 404 and "Traceback" not in r.text
+
+
+def _apply_template(c: httpx.Client, csrf: str, template: str, did: str) -> None:
+    from clearance.console.directives import TEMPLATES, digest
+
+    title, text_ = TEMPLATES[template]
+    form = {"csrf_token": csrf, "text": text_, "id": did, "title": title, "since": "store"}
+    preview = c.post("/console/directives/preview", data=form)
+    assert preview.status_code == 200 and "invariants still hold" in preview.text, preview.text
+    assert re.search(r'name="previewed" value="%s"' % digest(text_), preview.text)
+    r = c.post("/console/directives/apply", data={**form, "previewed": digest(text_)})
+    assert r.status_code == 303 and r.headers["location"] == f"/console/directives/{did}?done=applied", r.text
+
+
+def _status(demo, persona: str, model: str) -> int:
+    sdk = openai.OpenAI(base_url=demo["url"] + "/v1", api_key=demo["keys"][persona], max_retries=0)
+    try:
+        sdk.chat.completions.create(model=model, messages=[{"role": "user", "content": "Status report?"}])
+    except openai.PermissionDeniedError:
+        return 403
+    return 200
+
+
+def test_redeployment_lifting_and_an_evaluator_window_through_the_console(demo):
+    c, csrf = sign_in(demo)
+    # Apply without a preview of this exact text: refused.
+    r = c.post("/console/directives/apply", data={"csrf_token": csrf, "id": "NO-PREVIEW", "title": "t",
+                                                   "text": "forbid (principal, action, resource);", "previewed": "0"})
+    assert r.status_code == 400 and "Preview this exact text" in r.text
+    # Redeploy frontier-cyber to critical infrastructure (and evaluators), then lift it.
+    _apply_template(c, csrf, "redeploy-critical", "REDEPLOY-CONSOLE")
+    time.sleep(1.0)
+    assert _status(demo, "us-analyst", "frontier-cyber") == 403
+    assert _status(demo, "us-defender", "frontier-cyber") == 200
+    r = c.post("/console/directives/REDEPLOY-CONSOLE/revoke", data={"csrf_token": csrf, "reason": "lifted"})
+    assert r.status_code == 303
+    time.sleep(1.0)
+    assert _status(demo, "us-analyst", "frontier-cyber") == 200
+    page = c.get("/console/directives/REDEPLOY-CONSOLE").text
+    assert "directive.apply" in page and "directive.revoke" in page and "admin:compliance-officer" in page
+    # An evaluator window: open for a few hours, listed with its remaining time.
+    ends = (datetime.now(timezone.utc) + timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M")
+    r = c.post("/console/grants", data={"csrf_token": csrf, "org": "standards-lab", "model": "frontier-cyber",
+                                        "ends_at": ends, "reason": "pre-release evaluation"})
+    assert r.status_code == 303, r.text
+    grants = c.get("/console/access").text.split('id="grants"')[1].split("</table>")[0]
+    assert "standards-lab" in grants and re.search(r"<td>\d+ h \d+ min</td>", grants)
+    # A directive that would break an invariant is refused with its counterexample.
+    form = {"csrf_token": csrf, "id": "OPEN-ALL", "title": "Everything for everyone",
+            "text": "permit (principal, action, resource);\n"}
+    preview = c.post("/console/directives/preview", data=form).text
+    assert "frontier-cyber-verified-only" in preview and "counterexample" in preview
+    from clearance.console.directives import digest
+
+    r = c.post("/console/directives/apply", data={**form, "previewed": digest(form["text"])})
+    assert r.status_code == 409 and "frontier-cyber-verified-only" in r.text
+    assert "OPEN-ALL" not in run_cli(demo["config"], "directive", "list").stdout
 
 
 # -- the browser: the demo's timeline without a terminal -------------------------------------

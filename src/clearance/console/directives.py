@@ -29,7 +29,7 @@ from clearance.console.web import PREFIX, ActionError, Ctx, action, error_page, 
 from clearance.policy import directives
 from clearance.policy.cedartext import PolicyTextError, check_policy_text
 from clearance.policy.enforce import InvariantViolation, invariant_guard
-from clearance.policy.errors import InvalidRequest, PolicyAdminError
+from clearance.policy.errors import PolicyAdminError
 
 # Starting points for the demo's timeline (and for real ones): the text is edited before it is applied.
 TEMPLATES = {
@@ -45,15 +45,15 @@ unless { principal.us_person };
 forbid (principal, action == Clearance::Action::"invoke", resource == Clearance::Model::"frontier-general")
 unless { principal.us_person };
 @id("frontier-cyber-critical-infrastructure")
-@title("frontier-cyber for critical-infrastructure orgs only")
+@title("frontier-cyber for critical-infrastructure orgs (and evaluators) only")
 forbid (principal, action == Clearance::Action::"invoke", resource == Clearance::Model::"frontier-cyber")
-unless { principal in Clearance::OrgGroup::"critical-infrastructure" };
+unless { principal in Clearance::OrgGroup::"critical-infrastructure" || principal in Clearance::OrgGroup::"evaluators" };
 """),
-    "suspend-model": ("frontier-cyber suspended for everyone but evaluators", """\
-@id("suspend-frontier-cyber")
-@title("frontier-cyber suspended for everyone but evaluators")
-forbid (principal, action == Clearance::Action::"invoke", resource == Clearance::Model::"frontier-cyber")
-unless { principal in Clearance::OrgGroup::"evaluators" };
+    "suspend-org": ("Frontier models suspended for one org", """\
+@id("suspend-org-frontier")
+@title("Frontier models suspended for eu-lab")
+forbid (principal, action == Clearance::Action::"invoke", resource in Clearance::ModelFamily::"frontier")
+when { principal in Clearance::Org::"eu-lab" };
 """),
 }
 SINCE = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7), "store": None}
