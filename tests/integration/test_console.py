@@ -17,6 +17,7 @@ made that way), else to the test's temporary folder.
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -357,3 +358,43 @@ def test_the_timeline_in_a_browser(demo, tmp_path):
             assert not blocked, blocked  # nothing the CSP had to block
         finally:
             browser.close()
+
+
+def test_an_org_admin_sees_its_own_org_only(demo):
+    out = run_cli(demo["config"], "admin", "add", "eu-lab-admin", "--role", "org-admin", "--org", "eu-lab", "--json")
+    c, csrf = sign_in(demo, json.loads(out.stdout)["token"])
+    page = c.get("/console/access").text
+    assert "intl-researcher" in page and "us-analyst" not in page and "gridco" not in page
+    assert 'href="/console/directives"' not in c.get("/console/overview").text
+    assert c.get("/console/directives").status_code == 403
+    assert c.get("/console/audit").status_code == 403
+    # Its stream is its own org's, whatever the filter asks.
+    with c.stream("GET", "/console/stream?org=acme-bank") as s:
+        for line in s.iter_lines():
+            if line.startswith(": stream open"):
+                break
+            assert "acme-bank" not in line
+    # It may not act on another org's users, even with a valid form.
+    r = c.post("/console/users/us-analyst/disable", data={"csrf_token": csrf})
+    assert r.status_code == 403 and "for org 'acme-bank'" in html.unescape(r.text)
+
+
+def test_an_operator_adds_a_user_and_revokes_a_key_like_the_admin_api(demo):
+    out = run_cli(demo["config"], "admin", "add", "console-operator", "--role", "operator", "--json")
+    c, csrf = sign_in(demo, json.loads(out.stdout)["token"])
+    r = c.post("/console/users", data={"csrf_token": csrf, "id": "new-analyst", "org": "acme-bank",
+                                       "nationality": "us", "us_person": "yes", "email": "n@acme-bank.example"})
+    assert r.status_code == 303, r.text
+    r = c.post("/console/keys", data={"csrf_token": csrf, "user": "new-analyst", "use_case": "fraud-analytics"})
+    assert r.status_code == 201
+    key_id = re.search(r"Key (\w+) created for new-analyst", r.text).group(1)
+    assert re.search(r"clr_\w+", r.text)  # shown once
+    r = c.post(f"/console/keys/{key_id}/revoke", data={"csrf_token": csrf})
+    assert r.status_code == 303
+    time.sleep(0.5)
+    mine = [(e["decision"], e["reasons"][0]) for e in change_entries(demo) if e["principal"] == "admin:console-operator"]
+    assert ("user.add", "user:new-analyst") in mine and ("key.revoke", f"key:{key_id}") in mine, mine
+    # An operator does not decide policy.
+    r = c.post("/console/grants", data={"csrf_token": csrf, "org": "gridco", "model": "open-local",
+                                        "ends_at": "2099-01-01T00:00"})
+    assert r.status_code == 403 and "may not grant.write" in r.text

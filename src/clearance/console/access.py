@@ -147,8 +147,8 @@ def _admin_call(endpoint, what: str, body_of=lambda request: {}):
     async def run_call(request: Request, c: Ctx) -> Response:
         call = _Call(dict(request.path_params))
         body = body_of(request)
-        return await _do(request, c, lambda s: endpoint(call, body, s, c.actor),
-                         f"{what}: {', '.join(request.path_params.values())}.")
+        subject = ", ".join(request.path_params.values()) or body.get("slug") or body.get("id") or ""
+        return await _do(request, c, lambda s: endpoint(call, body, s, c.actor), f"{what}: {subject}.")
     return run_call
 
 
@@ -164,10 +164,25 @@ async def create_key(request: Request, c: Ctx) -> Response:
                                                      "copy it now, it is not shown again.")], created)
 
 
+def _new_org(request: Request) -> dict:
+    groups = [g.strip() for g in form(request, "groups").split(",") if g.strip()]
+    return {"slug": form(request, "slug"), "name": form(request, "name"), "groups": groups}
+
+
+def _new_user(request: Request) -> dict:
+    body = {"id": form(request, "id"), "org": form(request, "org"), "email": form(request, "email"),
+            "nationality": form(request, "nationality").upper(), "us_person": form(request, "us_person") == "yes",
+            "verified": form(request, "verified") == "yes"}
+    body["not_us_person_confirmed"] = not body["us_person"]
+    return body
+
+
 def routes() -> list[Route]:
     verified = lambda v: (lambda request: {"verified": v})  # noqa: E731
     return [
         Route("/access", page(access_page), methods=["GET"]),
+        Route("/orgs", action(_admin_call(admin_api.add_org, "Org added", _new_org)), methods=["POST"]),
+        Route("/users", action(_admin_call(admin_api.add_user, "User added", _new_user)), methods=["POST"]),
         Route("/approvals", action(request_access), methods=["POST"]),
         Route("/approvals/{approval_id}/approve", action(_decide(approvals.approve_request, "approve", True)),
               methods=["POST"]),

@@ -84,8 +84,10 @@ async def decisions(request: Request, c: Ctx) -> Response:
         with console.sessions() as s:
             return console_sessions.lookup(s, sid, console.settings.idle_minutes) is not None
 
-    events = stream.decision_events(console.engine, f, lambda r: row_template.render(r=r), 
-                                    console.settings.stream_poll_seconds, still_signed_in, request.is_disconnected)
+    last = request.headers.get("last-event-id", "")
+    events = stream.decision_events(console.engine, f, lambda r: row_template.render(r=r),
+                                    console.settings.stream_poll_seconds, still_signed_in, request.is_disconnected,
+                                    int(last) if last.isdigit() else None)
     headers = {**SECURITY_HEADERS, "x-accel-buffering": "no"}
     return StreamingResponse(events, media_type="text/event-stream", headers=headers)
 

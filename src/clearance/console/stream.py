@@ -101,20 +101,26 @@ def rates(engine, window: timedelta) -> dict:
                      for o in OUTCOMES]}
 
 
-def sse(event: str, html: str) -> str:
-    """One server-sent event whose data is ``html`` (one ``data:`` line per line)."""
-    return f"event: {event}\n" + "".join(f"data: {line}\n" for line in html.splitlines() or [""]) + "\n"
+def sse(event: str, html: str, event_id: int | None = None) -> str:
+    """One server-sent event whose data is ``html`` (one ``data:`` line per line), with the entry index as its id."""
+    head = f"event: {event}\n" + (f"id: {event_id}\n" if event_id is not None else "")
+    return head + "".join(f"data: {line}\n" for line in html.splitlines() or [""]) + "\n"
 
 
 async def decision_events(engine, filters: Filters, render_row, poll: float, still_signed_in,
-                          disconnected) -> AsyncIterator[str]:
+                          disconnected, resume_after: int | None = None) -> AsyncIterator[str]:
     """The stream: the backlog, then each new matching decision; a comment every 15 s keeps it open.
 
+    A browser that reconnects sends the last event's id (``resume_after``): the
+    stream resumes after it instead of sending the backlog again.
     ``still_signed_in()`` is asked every 30 s; the stream ends with the session.
     """
-    head, rows = await asyncio.to_thread(backlog, engine, filters)
+    if resume_after is not None:
+        head, rows = resume_after, []
+    else:
+        head, rows = await asyncio.to_thread(backlog, engine, filters)
     for r in rows:
-        yield sse("decision", render_row(r))
+        yield sse("decision", render_row(r), r["index"])
     yield ": stream open\n\n"
     last_ping = last_check = time.monotonic()
     while True:
@@ -122,7 +128,7 @@ async def decision_events(engine, filters: Filters, render_row, poll: float, sti
             return
         head, rows = await asyncio.to_thread(read_after, engine, head, filters)
         for r in rows:
-            yield sse("decision", render_row(r))
+            yield sse("decision", render_row(r), r["index"])
         now = time.monotonic()
         if now - last_check >= 30:
             last_check = now

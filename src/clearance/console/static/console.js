@@ -28,4 +28,9 @@
       box.dispatchEvent(new Event("keyup"));
     });
   });
+  // The live stream keeps the newest 500 rows.
+  document.addEventListener("htmx:sseMessage", function () {
+    var body = document.getElementById("decisions");
+    while (body && body.rows.length > 500) body.deleteRow(body.rows.length - 1);
+  });
 })();
