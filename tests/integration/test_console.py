@@ -398,3 +398,17 @@ def test_an_operator_adds_a_user_and_revokes_a_key_like_the_admin_api(demo):
     r = c.post("/console/grants", data={"csrf_token": csrf, "org": "gridco", "model": "open-local",
                                         "ends_at": "2099-01-01T00:00"})
     assert r.status_code == 403 and "may not grant.write" in r.text
+
+
+def test_verification_streams_its_progress_and_result(demo):
+    c, _ = sign_in(demo)
+    panel = c.get("/console/audit/verify", headers={"hx-request": "true"}).text
+    assert 'sse-connect="/console/audit/verify/events"' in panel and 'sse-close="done"' in panel
+    events = []
+    with c.stream("GET", "/console/audit/verify/events") as s:
+        for line in s.iter_lines():
+            if line.startswith("event: "):
+                events.append(line[7:])
+            if line.startswith("data: ") and events[-1] == "done" and "OK:" in line:
+                events.append("ok")
+    assert events[-2:] == ["done", "ok"], events

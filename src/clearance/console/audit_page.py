@@ -3,28 +3,27 @@
 Search finds the entries of a request id and proves each against the newest
 checkpoint (``audit/export.prove``: leaf hash, the proof's hashes, the root,
 checked before it is shown).  Verify runs the same verifier as ``clearance
-audit verify`` (``audit/verify.verify_log``) in a thread; the page polls its
-progress.  Export downloads the bundle ``clearance audit export`` writes.
+audit verify`` (``audit/verify.verify_log``) in a thread; its progress and
+result come back on one server-sent event stream.  Export downloads the bundle ``clearance audit export`` writes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import secrets
 import threading
 import time
 from datetime import datetime, timezone
 
 from sqlalchemy import func, select
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from clearance.audit.checkpoint import parse_checkpoint, split_note
 from clearance.audit.tables import AuditCheckpointRow, AuditEntryRow
-from clearance.console.stream import decision_row
-from clearance.console.web import Ctx, SECURITY_HEADERS, action, error_page, page, render
+from clearance.console.stream import decision_row, sse
+from clearance.console.web import PREFIX, SECURITY_HEADERS, Ctx, _env, error_page, page, render
 
 _entries = AuditEntryRow.__table__
 _checkpoints = AuditCheckpointRow.__table__
@@ -120,7 +119,6 @@ class VerifyJob:
     """One run of the verifier in a thread, with coarse progress."""
 
     def __init__(self, c: Ctx) -> None:
-        self.id = secrets.token_urlsafe(12)
         self.by = c.actor.name
         self.started = datetime.now(timezone.utc)
         self.state = "running"
@@ -144,31 +142,44 @@ class VerifyJob:
                            "checkpoints_checked": r.checkpoints_checked, "signatures_checked": r.signatures_checked,
                            "pruned_size": r.pruned_size, "first_bad_entry": r.first_bad_entry,
                            "problems": [p.message for p in r.problems], "signed": _verifier(c) is not None}
-            self.state = "done"
         except Exception as e:  # noqa: BLE001
             self.result = {"ok": False, "problems": [f"the verifier could not run: {type(e).__name__}"]}
-            self.state = "done"
         self.seconds = time.monotonic() - self._t0
+        self.state = "done"
 
 
 async def verify(request: Request, c: Ctx) -> Response:
+    """The verification panel: it opens the event stream that runs the verifier."""
     if not c.can("policy.read"):
         return error_page(request, 403, f"administrator {c.actor.name!r} ({c.actor.role}) may not verify the log", c)
-    jobs = c.console.jobs
-    for k in [k for k, j in jobs.items() if j.state == "done" and (time.monotonic() - j._t0) > 3600]:
-        jobs.pop(k, None)
+    return render(request, "_verify.html", c=c)
+
+
+async def verify_events(request: Request, c: Ctx) -> Response:
+    """Run the verifier in a thread of this worker and stream its progress, then its result ("done").
+
+    One connection carries the whole run, so it works whichever worker serves it;
+    the page closes the stream on "done" (it is never reconnected into a second run).
+    """
+    if not c.can("policy.read"):
+        return error_page(request, 403, f"administrator {c.actor.name!r} ({c.actor.role}) may not verify the log", c)
     job = VerifyJob(c)
-    jobs[job.id] = job
-    threading.Thread(target=job.run, name="console-verify", daemon=True).start()
-    return render(request, "_verify.html", c=c, job=job, elapsed=0.0)
+    progress = _env.get_template("_verify_progress.html")
+    result = _env.get_template("_verify_result.html")
 
+    async def events():
+        thread = threading.Thread(target=job.run, name="console-verify", daemon=True)
+        thread.start()
+        while job.state == "running":
+            yield sse("progress", progress.render(job=job, elapsed=time.monotonic() - job._t0))
+            for _ in range(5):
+                if job.state != "running":
+                    break
+                await asyncio.sleep(0.1)
+        yield sse("done", result.render(job=job, prefix=PREFIX))
 
-async def verify_status(request: Request, c: Ctx) -> Response:
-    job = c.console.jobs.get(request.path_params["job_id"])
-    if job is None:
-        return error_page(request, 404, "no such verification run (the gateway may have restarted)", c)
-    elapsed = time.monotonic() - job._t0
-    return render(request, "_verify.html", c=c, job=job, elapsed=elapsed)
+    return StreamingResponse(events(), media_type="text/event-stream",
+                             headers={**SECURITY_HEADERS, "x-accel-buffering": "no"})
 
 
 async def export(request: Request, c: Ctx) -> Response:
@@ -196,6 +207,6 @@ async def export(request: Request, c: Ctx) -> Response:
 
 def routes() -> list[Route]:
     return [Route("/audit", page(audit_page), methods=["GET"]),
-            Route("/audit/verify", action(verify), methods=["POST"]),
-            Route("/audit/verify/{job_id}", page(verify_status), methods=["GET"]),
+            Route("/audit/verify", page(verify), methods=["GET"]),
+            Route("/audit/verify/events", page(verify_events), methods=["GET"]),
             Route("/audit/export", page(export), methods=["GET"])]

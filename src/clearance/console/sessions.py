@@ -17,7 +17,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import DateTime, String, select
+from sqlalchemy import DateTime, String, delete, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from clearance.identity import admins
@@ -70,6 +70,8 @@ def sign_in(session: Session, token: str, hours: float) -> tuple[str, Actor]:
     actor = admins.authenticate(session, token.strip())
     row = session.get(Admin, actor.name)
     now = _now()
+    # Sessions that ended or expired more than a month ago are forgotten (their sign-ins stay in the audit log).
+    session.execute(delete(ConsoleSession).where(ConsoleSession.expires_at < now - timedelta(days=30)))
     sid = secrets.token_urlsafe(32)
     session.add(ConsoleSession(id_hash=_hash(sid), admin=actor.name, token_id=row.token_id,
                                csrf=secrets.token_urlsafe(32), created_at=now, last_seen_at=now,
