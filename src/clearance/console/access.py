@@ -42,7 +42,8 @@ def _load(c: Ctx) -> dict:
     out: dict = {}
     with c.console.sessions() as s:
         if c.can("approval.read", org):
-            out["approvals"] = [a.to_json() for a in approvals.list_approvals(s, org=org)]
+            # Each with its history (requested, approved, denied, revoked: when, by whom, why).
+            out["approvals"] = [approvals.get_approval(s, a.id).to_json() for a in approvals.list_approvals(s, org=org)]
         if c.can("policy.read"):
             out["grants"] = [g.to_json() for g in grants.list_grants(s)]
         if c.can("org.read", org):
