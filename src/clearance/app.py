@@ -181,6 +181,10 @@ def create_app(config: Config, freeze_after_start: bool = False) -> Starlette:
         return Response(document, media_type="application/json")
 
     routes = routes + [Route("/openapi.json", openapi, methods=["GET"])]
+    if config.console.enabled:  # the web console (console/): its own Starlette app, HTML errors, no OpenAPI
+        from clearance.console.routes import console_mount
+
+        routes = routes + console_mount(gw, sessions, engine)
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={404: not_found, 405: not_allowed, Exception: server_error})
     # No redirect to the path with or without a trailing slash: Starlette builds its Location from

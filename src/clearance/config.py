@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from clearance.audit.settings import AuditSettings
+from clearance.console.settings import ConsoleSettings
 from clearance.guard.settings import GuardSettings
 from clearance.limits.settings import LimitsSettings
 from clearance.identity.settings import IdentitySettings
@@ -109,6 +110,7 @@ class Config(_Strict):
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
     tracing: TracingSettings = Field(default_factory=TracingSettings)
     identity: IdentitySettings = Field(default_factory=IdentitySettings)
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
 
     @field_validator("backends")
     @classmethod

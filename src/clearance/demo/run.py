@@ -12,7 +12,7 @@ import click
 import uvicorn
 
 from clearance.demo.upstream import create_upstream_app
-from clearance.demo.world import load_demo, write_demo_config
+from clearance.demo.world import console_admin_token, load_demo, write_demo_config
 
 
 def free_port() -> int:
@@ -34,12 +34,16 @@ def start_in_thread(app, port: int) -> uvicorn.Server:
     return server
 
 
-def instructions(port: int, keys: dict[str, str], config_path: Path) -> str:
+def instructions(port: int, keys: dict[str, str], config_path: Path, console_token: str = "") -> str:
     base = f"http://127.0.0.1:{port}"
     k = keys.get("us-analyst", "")
+    console = (f"""
+Console:  {base}/console   (sign in as the compliance officer with this token, valid 7 days:)
+  {console_token}
+""" if console_token else "")
     return f"""
 Clearance demo is running at {base}
-  config: {config_path}   (every CLI command works on it: --config {config_path})
+{console}  config: {config_path}   (every CLI command works on it: --config {config_path})
   keys:   {config_path.parent / 'demo-keys.json'}
   The upstream models are SIMULATED: they answer every prompt with deterministic
   text and refuse nothing, so every refusal you see comes from Clearance.
@@ -78,9 +82,10 @@ def run_demo(port: int, state_dir: Path) -> None:
     config, keys = load_demo(state_dir)
     check_invariants_at_start(config)
     _ensure_audit_key(config)
+    token = console_admin_token(config) if config.console.enabled else ""
     setup_logging(config.server.log_format, config.server.log_level)
     app = create_app(config, freeze_after_start=True)
-    click.echo(instructions(port, keys, config_path))
+    click.echo(instructions(port, keys, config_path, token))
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, loop="uvloop",
                 http="clearance.httpserver:HttpProtocol")
 

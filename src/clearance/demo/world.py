@@ -81,6 +81,8 @@ def demo_config(state_dir: Path, port: int, lab_port: int, local_port: int) -> d
         ],
         "policy": {"files": demo_policy_files(), "invariants": demo_invariants_file()},
         "audit": {"signing_key": "audit-signing.key"},
+        # The web console at /console; `clearance demo` prints a compliance officer's sign-in token.
+        "console": {"enabled": True},
     }
 
 
@@ -116,6 +118,36 @@ def create_world(config: Config) -> dict[str, str]:
     keys_path.write_text(json.dumps(keys, indent=2) + "\n")
     keys_path.chmod(0o600)
     return keys
+
+
+CONSOLE_ADMIN = "compliance-officer"
+
+
+def console_admin_token(config: Config) -> str:
+    """A fresh sign-in token for the demo's compliance officer (created on first start, rotated after).
+
+    The change is recorded in the audit log like the CLI's ``clearance admin add|rotate``.
+    """
+    from datetime import timedelta
+
+    from clearance.audit import changes
+    from clearance.cli import open_store
+    from clearance.identity import admins
+    from clearance.identity.tables import Admin
+
+    sessions = open_store(config)
+    with sessions() as s:
+        if s.get(Admin, CONSOLE_ADMIN) is None:
+            created = admins.add_admin(s, CONSOLE_ADMIN, "compliance", created_by="demo", lifetime=timedelta(days=7))
+        else:
+            created = admins.rotate_token(s, CONSOLE_ADMIN, timedelta(days=7))
+        s.commit()
+        noted = changes.take(s)
+    changes.write_sync(config, sessions.kw["bind"], noted, admins.local_actor().label)
+    path = config.state_dir / "demo-console-token"
+    path.write_text(created.token + "\n")
+    path.chmod(0o600)
+    return created.token
 
 
 def load_demo(state_dir: Path) -> tuple[Config, dict[str, str]]:
