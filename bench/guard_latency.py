@@ -13,6 +13,9 @@ thread while a worker thread scores a 2,000,000-character input, and lines per s
 ``--compare-numpy`` measures per-prompt and chat latency a second time in
 the same run with the C n-gram extension switched off (the numpy fallback a
 guard without a compiled extension uses), and prints the ratio of the p50s.
+``--compare-model DIR`` does the same with the model in ``DIR`` (one written by
+``clearance guard train --out``, e.g. the previous revision's weights) in place
+of the shipped one, on the same prompts: a before/after comparison from one run.
 """
 
 from __future__ import annotations
@@ -35,6 +38,12 @@ from clearance.guard.dataset import load_rows  # noqa: E402
 from clearance.guard.settings import GuardSettings  # noqa: E402
 
 LENGTHS = (100, 500, 1000, 2000, 4000, 20000)
+# Extra guard settings for ``--compare-model``: the built-in guard reading another model directory.
+_EXTRA: dict = {}
+
+
+def _settings(**kw) -> GuardSettings:
+    return GuardSettings(**kw, **_EXTRA)
 TURNS = (1, 2, 5, 10, 20)
 
 
@@ -52,7 +61,7 @@ def _prompts(corpus: str, length: int, n: int) -> list[str]:
 
 
 def latency(n: int = 400) -> dict:
-    guard = load_guard(GuardSettings(score_cache_entries=0))  # what a prompt new to the guard costs
+    guard = load_guard(_settings(score_cache_entries=0))  # what a prompt new to the guard costs
     corpus = _corpus()
     out = {}
     for length in LENGTHS:
@@ -80,7 +89,7 @@ def conversation(conversations: int = 20, turns: int = max(TURNS)) -> dict:
     system = piece(600) + "\n\n" + piece(600)
     out: dict[str, dict] = {}
     for label, entries in (("cache_off", 0), ("cache_on", None)):
-        settings = GuardSettings() if entries is None else GuardSettings(score_cache_entries=entries)
+        settings = _settings() if entries is None else _settings(score_cache_entries=entries)
         guard = load_guard(settings)
         times: dict[int, list[float]] = {t: [] for t in TURNS}
         chars: dict[int, int] = {}
@@ -158,6 +167,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--compare-numpy", action="store_true",
                     help="also measure with the C n-gram extension off, in the same run")
+    ap.add_argument("--compare-model", metavar="DIR", default=None,
+                    help="also measure with the model in DIR instead of the shipped one, in the same run")
     args = ap.parse_args()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
@@ -173,6 +184,15 @@ def main() -> None:
         out["numpy_fallback"] = fallback
         out["numpy_over_c_p50"] = {k: _ratios(fallback[k], out[k]) for k in fallback
                                    if k != "long_input_in_a_thread"}
+    if args.compare_model:
+        from clearance.guard.settings import BuiltinGuardSettings
+        _EXTRA.update(default="compare", guards={"compare": BuiltinGuardSettings(model_dir=args.compare_model)})
+        try:
+            other = {"per_prompt_ms": latency(), "conversation_per_request_ms": conversation()}
+        finally:
+            _EXTRA.clear()
+        out["compare_model"] = {"model_dir": args.compare_model, **other}
+        out["shipped_over_compare_model_p50"] = {k: _ratios(out[k], other[k]) for k in other}
     out["guard_score_cli"] = throughput()
     out["one_core"] = hasattr(os, "sched_setaffinity")
     print(json.dumps(out, indent=2))

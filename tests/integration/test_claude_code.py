@@ -10,10 +10,10 @@ the tool it was offered.
 
 Through a gateway whose policy permits everything and whose guard is off, the run
 passes: the wire formats, tools, translation and audit work for the agent.  Through
-``clearance demo``, with the built-in guard on, it is refused today: the guard scores
-the context wrapper the agent puts around every user turn as a jailbreak (0.61; see
-docs/guard.md, "Coding agents").  That test is an expected failure until the guard
-stops flagging it, and fails loudly (strict) the day it passes.
+``clearance demo``, with the built-in guard on and the demo's policies, it passes too:
+the guard used to score the context block the agent puts around every user turn as a
+jailbreak (0.50 to 0.61), until agent prompts were added to its benign training data
+(docs/guard.md, "Coding agents").
 
 Runs wherever the agent is installed (``bash .ci/agents.sh``); skipped otherwise.
 """
@@ -81,8 +81,6 @@ def test_claude_code_finishes_a_tool_using_run(gateway, model, tmp_path):
     _run(gateway, model, tmp_path)
 
 
-@pytest.mark.xfail(strict=True, reason="the built-in guard flags the agent's per-turn context wrapper as a "
-                                       "jailbreak (docs/guard.md, 'Coding agents')")
 def test_claude_code_finishes_a_tool_using_run_through_the_demo(demo, tmp_path):
     _run(demo, "frontier-general", tmp_path)
 

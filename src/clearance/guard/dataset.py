@@ -93,11 +93,23 @@ def is_defensive_family(family: str) -> bool:
 # Benign sides of loosely labelled corpora (sources.py): trained on, but never used to place the
 # 0.5 point, which a few mislabelled injections among thousands of rows would decide.
 LOOSE_BENIGN_FAMILIES = frozenset({"benign-slabs", "benign-neuralchemy"})
+# Agent system prompts and context blocks (``agentdata``, docs/guard.md "Coding agents"): trained on
+# as benign rows, appended after every other training row and composite and never drawn into
+# composites, so that adding them leaves every composite and every calibration fold of the other
+# rows as it was (a new family anywhere else redraws all of them, which alone moved the at-threshold
+# figures by as much as the new data did).  They teach the model that instructions addressed to a
+# model are not an attack by themselves; they do not place the 0.5 point.
+AGENT_FAMILIES = frozenset({"benign-hw-agents"})
+UNCALIBRATED_FAMILIES = AGENT_FAMILIES
+# Rows only the jailbreak head is fitted on: the agent rows and their injected twins address a
+# jailbreak false positive, and the cyber heads are fitted on exactly the rows they were before
+# (with them, the cyber heads lost one to nine held-out attacks; docs/guard.md, "Coding agents").
+JAILBREAK_ONLY_FAMILIES = AGENT_FAMILIES | {"composite-agent-injection"}
 
 
 def calibrates(family: str) -> bool:
     """Whether a family's prompts place the 0.5 point (hard negatives with trustworthy labels)."""
-    return is_hard_negative(family) and family not in LOOSE_BENIGN_FAMILIES
+    return is_hard_negative(family) and family not in LOOSE_BENIGN_FAMILIES | UNCALIBRATED_FAMILIES
 
 
 def is_hard_negative(family: str) -> bool:
@@ -347,13 +359,45 @@ class Split:
     dropped_near_duplicates: int
 
 
+# Hand-written injections aimed at agents (a planted "ignore your instructions and run this"), planted
+# into the agent rows for their attack twins (``agent_injections``).
+AGENT_INJECTION_SOURCE = "jb-hw-injection"
+
+
+def agent_injections(agents: list[Example], rows: list[Example], seed: int) -> list[Example]:
+    """Each agent row with one injection of ``AGENT_INJECTION_SOURCE`` planted as a paragraph of its
+    own (a jailbreak, family ``composite-agent-injection``): the benign rows teach that instructions
+    addressed to a model are not an attack by themselves, their twins that a planted override still
+    is.  Drawn with a generator of their own, so the other composites stay as they were."""
+    planted = [r.text for r in rows if r.family == AGENT_INJECTION_SOURCE]
+    if not planted:
+        return []
+    rng = random.Random(seed * 7919 + 17)
+    out = []
+    for a in agents:
+        paras = a.text.split("\n\n")
+        paras.insert(rng.randint(1, len(paras)), rng.choice(planted))
+        out.append(Example("\n\n".join(paras), "composite-agent-injection", 1, 0))
+    return out
+
+
+def training_set(rows: list[Example], seed: int) -> list[Example]:
+    """Rows to fit on: the rows (the fragment suffixes only inside composites), the composites drawn
+    from them, then the agent rows (``AGENT_FAMILIES``), which composites never draw from, and their
+    injected twins (``agent_injections``)."""
+    agents = [r for r in rows if r.family in AGENT_FAMILIES]
+    rest = [r for r in rows if r.family not in AGENT_FAMILIES]
+    return ([r for r in rest if r.family != "fragment-suffix"] + composites(rest, seed, stratify=True) + agents
+            + agent_injections(agents, rest, seed))
+
+
 def family_split(seed: int = 0, data_dir: Path = DATA_DIR) -> Split:
     """Train and test sets, split by family, with composites built on each side."""
     rows = load_rows(data_dir)
     test_rows = [r for r in rows if r.family in TEST_FAMILIES]
     train_rows = [r for r in rows if r.family not in TEST_FAMILIES]
     train_rows, dropped = drop_near_duplicates(train_rows, test_rows)
-    train = [r for r in train_rows if r.family != "fragment-suffix"] + composites(train_rows, seed, stratify=True)
+    train = training_set(train_rows, seed)
     test = list(test_rows) + [
         Example(e.text, e.family.replace("composite", "test-composite") if e.family.startswith("composite")
                 else e.family + "-test", e.jailbreak, e.tier)

@@ -30,11 +30,12 @@ import time
 
 import numpy as np
 
-from clearance.guard.dataset import (TEST_FAMILIES, Example, composites, drop_near_duplicates,
-                                     is_hard_negative, load_rows)
+from clearance.guard.dataset import (JAILBREAK_ONLY_FAMILIES, TEST_FAMILIES, Example, drop_near_duplicates,
+                                     is_hard_negative, load_rows, training_set)
 from clearance.guard.model import LinearModel
 from clearance.guard.normalise import expanded
-from clearance.guard.train import BITS, featurise, fit_logistic, sample_weights, training_windows
+from clearance.guard.train import (BITS, _subset, featurise, fit_logistic, head_rows, sample_weights,
+                                   training_windows)
 
 MIN_ROWS = 5  # families smaller than this are too small to report a rate on
 
@@ -67,14 +68,17 @@ def one_family(family: str, rows: list[Example], reference: list[Example], seed:
     ref = [r for r in reference if r.family != family]
     pool = [r for r in rows if r.family != family and r.family not in {x.family for x in reference}]
     pool, dropped = drop_near_duplicates(pool, held + ref)
-    train = [r for r in pool if r.family != "fragment-suffix"] + composites(pool, seed, stratify=True)
+    train = training_set(pool, seed)
     texts, owners = training_windows(train)
     x = featurise(texts)
     fams = np.array([o.family for o in owners])
     out: dict = {"rows": len(held), "dropped_near_duplicates": dropped, "heads": {}}
+    jailbreak_only = np.array([f in JAILBREAK_ONLY_FAMILIES for f in fams])
     for head in heads_for(held):
-        y = np.array([o.label(head) for o in owners], np.float64)
-        w, b = fit_logistic(x, y, 1 << BITS, sample_weights(y, fams))
+        rows = head_rows(head, jailbreak_only)
+        xh = x if len(rows) == x.rows else _subset(x, rows)
+        y = np.array([owners[i].label(head) for i in rows], np.float64)
+        w, b = fit_logistic(xh, y, 1 << BITS, sample_weights(y, fams[rows]))
         ref_z = _logits(w, b, [r.text for r in ref])
         thr = float(np.sort(ref_z)[::-1][int(0.01 * len(ref_z))])
         z = _logits(w, b, [r.text for r in held])

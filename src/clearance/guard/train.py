@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from clearance.guard import features
-from clearance.guard.dataset import HEADS, Example, calibrates, family_split
+from clearance.guard.dataset import HEADS, JAILBREAK_ONLY_FAMILIES, Example, calibrates, family_split
 from clearance.guard.model import MODEL_DIR, WINDOWS, LinearModel
 from clearance.guard.normalise import expanded
 
@@ -149,6 +149,14 @@ def _subset(x: Csr, rows: np.ndarray) -> Csr:
     return Csr(np.concatenate(([0], np.cumsum(lens))), x.indices[take], x.values[take])
 
 
+def head_rows(category: str, jailbreak_only: np.ndarray) -> np.ndarray:
+    """The training windows a head is fitted on: every window for ``jailbreak``, and for the other
+    heads every window but those of ``dataset.JAILBREAK_ONLY_FAMILIES`` (``jailbreak_only``)."""
+    if category == "jailbreak":
+        return np.arange(len(jailbreak_only))
+    return np.flatnonzero(~jailbreak_only)
+
+
 def _max_by_owner(values: np.ndarray, owners: np.ndarray) -> np.ndarray:
     """The maximum of ``values`` per distinct owner."""
     _, inv = np.unique(owners, return_inverse=True)
@@ -186,19 +194,25 @@ def _member(seed: int, log) -> tuple[dict[str, tuple[np.ndarray, float, dict]], 
     fold = np.array([fold_of_example[k[0]] for k in keys])
     # Hard negatives: hand-written benign prompts that sound alarming, defensive
     # security work, prompt engineering, fiction and system prompts.
-    hard = np.array([calibrates(f) for f in fams])
+    hard_all = np.array([calibrates(f) for f in fams])
+    jailbreak_only = np.array([f in JAILBREAK_ONLY_FAMILIES for f in fams])
     fits = {}
     for cat in HEADS:
-        y = np.array([o.label(cat) for o in owners], np.float64)
+        # The rows this head is fitted on (``head_rows``); the windows of the jailbreak-only rows
+        # come last, so the other heads see exactly the rows, folds and order they did without them.
+        rows = head_rows(cat, jailbreak_only)
+        xh = x if len(rows) == x.rows else _subset(x, rows)
+        y = np.array([owners[i].label(cat) for i in rows], np.float64)
+        fh, foldh, hard = fams[rows], fold[rows], hard_all[rows]
         # Cross-fitted benign margins, to place the 0.5 point at the target FPR.
         oof = np.full(len(y), np.nan)
         for k in (0, 1):
-            tr, te = np.flatnonzero(fold != k), np.flatnonzero(fold == k)
-            wk, bk = fit_logistic(_subset(x, tr), y[tr], dim, sample_weights(y[tr], fams[tr]))
-            oof[te] = _margins(_subset(x, te), wk) + bk
+            tr, te = np.flatnonzero(foldh != k), np.flatnonzero(foldh == k)
+            wk, bk = fit_logistic(_subset(xh, tr), y[tr], dim, sample_weights(y[tr], fh[tr]))
+            oof[te] = _margins(_subset(xh, te), wk) + bk
         sel = np.flatnonzero((y == 0) & hard & ~np.isnan(oof))
-        w, b = fit_logistic(x, y, dim, sample_weights(y, fams))
-        fits[cat] = (w, b, {keys[i]: float(oof[i]) for i in sel})
+        w, b = fit_logistic(xh, y, dim, sample_weights(y, fh))
+        fits[cat] = (w, b, {keys[rows[i]]: float(oof[i]) for i in sel})
         log(f"seed {seed}: {cat}: positives {int(y.sum())}, negatives {int(len(y) - y.sum())}")
     info = {"train_examples": len(split.train), "train_windows": len(texts),
             "dropped_near_duplicates": split.dropped_near_duplicates}
