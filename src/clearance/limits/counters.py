@@ -16,6 +16,7 @@ import asyncio
 import hashlib
 import time
 from collections import deque
+from collections.abc import Sequence
 
 Check = tuple[str, int, int, int]  # key, limit, amount, ttl seconds
 
@@ -40,7 +41,7 @@ class MemoryCounters:
             return 0
         return got[0]
 
-    async def take(self, checks: list[Check]) -> int:
+    async def take(self, checks: Sequence[Check]) -> int:
         now = time.monotonic()
         for i, (key, limit, amount, _) in enumerate(checks):
             if _fails(self._get(key, now), limit, amount):
@@ -109,7 +110,7 @@ class RedisCounters:
         self._sha = hashlib.sha1(_TAKE.encode()).hexdigest()  # SCRIPT LOAD gives the same
         self._packed: dict[tuple, list[bytes]] = {}  # checks -> their EVALSHA, packed
 
-    async def take(self, checks: list[Check]) -> int:
+    async def take(self, checks: Sequence[Check]) -> int:
         try:
             async with asyncio.timeout(self.timeout):
                 conn = await self._acquire()
@@ -137,7 +138,7 @@ class RedisCounters:
         except self._errors as e:
             raise StoreError(f"{type(e).__name__}: {e}") from None
 
-    async def _call(self, conn, packed: list[bytes], replies: int, checks: list[Check] | None = None) -> list:
+    async def _call(self, conn, packed: list[bytes], replies: int, checks: Sequence[Check] | None = None) -> list:
         """Send ``packed`` (``replies`` commands) in one write on ``conn`` and read the replies; then the
         connection is put back, or dropped if anything failed.  With ``checks``, the command is the check
         script's EVALSHA: loaded and sent again if Redis forgot the script."""
@@ -162,6 +163,7 @@ class RedisCounters:
         return got
 
     async def _acquire(self):
+        """An idle connection still fit for use, a new one (below the cap), or the next one put back."""
         while True:
             while self._idle:
                 conn = self._idle.pop()
@@ -184,15 +186,19 @@ class RedisCounters:
             self._waiting.append(turn)
             try:
                 conn = await turn
-            except BaseException:
-                if turn.done() and not turn.cancelled() and turn.result() is not None:
-                    self._release(turn.result())  # handed over as this call gave up: pass it on
+            except BaseException:  # gave up (timeout, cancelled): pass on what it was handed
+                if turn.done() and not turn.cancelled():
+                    if turn.result() is not None:
+                        self._release(turn.result())
+                    else:
+                        self._wake()
                 raise
             if conn is not None:
                 return conn
             # None: a connection was dropped, so one may be opened
 
     def _release(self, conn) -> None:
+        """Hand ``conn`` to the first call waiting for one, or keep it idle."""
         while self._waiting:
             turn = self._waiting.popleft()
             if not turn.done():
@@ -201,12 +207,18 @@ class RedisCounters:
         self._idle.append(conn)
 
     async def _drop(self, conn, wake: bool = True) -> None:
+        """Close ``conn`` for good (it failed, timed out or was closed by the server)."""
         self._open -= 1
         try:
             await conn.disconnect(nowait=True)
         except Exception:
             pass
-        while wake and self._waiting:
+        if wake:
+            self._wake()
+
+    def _wake(self) -> None:
+        """Tell the first waiting call that it may open a connection (one was dropped)."""
+        while self._waiting:
             turn = self._waiting.popleft()
             if not turn.done():
                 turn.set_result(None)
