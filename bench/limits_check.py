@@ -10,10 +10,13 @@ pinned to one core; ``--src LABEL=DIR`` (repeatable) runs it from another
 source tree (``DIR/src`` first on ``PYTHONPATH``), and the trees take turns
 round after round, so two versions are compared in the same minutes.  Prints
 JSON: every run, and per tree and concurrency the median CPU and wall time per
-check and the ratio to the first tree.
+check and the ratio to the first tree.  With ``--callgrind`` each run is made
+under callgrind, counts zeroed before and dumped after each measured batch:
+instructions per check, which other work on the machine does not move (the
+ratio is then of instructions).
 
 Run: ``python bench/limits_check.py [--redis redis://127.0.0.1:6379/0] [--checks 5000]
-[--concurrency 1,8] [--rounds 3] [--src base=/path/to/other/checkout --src new=.] [--memory]``
+[--concurrency 1,8] [--rounds 3] [--src base=/path/to/other/checkout --src new=.] [--memory] [--callgrind]``
 """
 
 from __future__ import annotations
@@ -22,14 +25,21 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 
-async def _measure(redis_url: str | None, checks: int, concurrency: list[int]) -> dict[str, object]:
+def _callgrind(command: str) -> None:
+    """Send a command to the callgrind instance this process runs under (zero or dump the counts)."""
+    subprocess.run(["callgrind_control", command, str(os.getpid())], check=True, stdout=subprocess.DEVNULL)
+
+
+async def _measure(redis_url: str | None, checks: int, concurrency: list[int], callgrind: bool) -> dict[str, object]:
     from clearance.limits.enforce import Limiter
     from clearance.limits.rules import Rule
     from clearance.limits.settings import LimitsSettings
@@ -47,9 +57,13 @@ async def _measure(redis_url: str | None, checks: int, concurrency: list[int]) -
             for _ in range(k):
                 await limiter.check(rules)
 
+        if callgrind:
+            _callgrind("--zero")
         cpu0, wall0 = time.process_time(), time.perf_counter()
         await asyncio.gather(*(caller(n // c) for _ in range(c)))
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+        if callgrind:
+            _callgrind(f"--dump=concurrency-{c}-checks-{n}")
         out[str(c)] = {"cpu_us_per_check": round(cpu * 1e6 / n, 1), "wall_us_per_check": round(wall * 1e6 / n, 1)}
     await limiter.aclose()
     return out
@@ -61,9 +75,21 @@ def _child(args: argparse.Namespace) -> int:
     import uvloop
 
     conc = [int(c) for c in args.concurrency.split(",")]
-    got = uvloop.run(_measure(None if args.memory else args.redis, args.checks, conc))
+    got = uvloop.run(_measure(None if args.memory else args.redis, args.checks, conc, args.callgrind))
     print(json.dumps(got))
     return 0
+
+
+def _dumps(folder: Path) -> dict[str, int]:
+    """Instructions per check from the measured dumps (``Trigger: dump concurrency-C-checks-N``), by C."""
+    got = {}
+    for f in folder.iterdir():
+        text = f.read_text(errors="replace")
+        trigger = re.search(r"^desc: Trigger: .*concurrency-(\d+)-checks-(\d+)", text, re.M)
+        total = re.search(r"^(?:summary|totals): (\d+)", text, re.M)
+        if trigger and total:
+            got[trigger.group(1)] = round(int(total.group(1)) / int(trigger.group(2)))
+    return got
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,6 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--core", type=int, default=1, help="the core each run is pinned to")
     ap.add_argument("--src", action="append", default=[], help="LABEL=DIR: run Clearance from DIR/src")
+    ap.add_argument("--callgrind", action="store_true",
+                    help="run each tree under valgrind --tool=callgrind and report instructions per check "
+                         "(unaffected by other work on the machine; its CPU and wall times are not used)")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
@@ -89,7 +118,16 @@ def main(argv: list[str] | None = None) -> int:
         for label, tree in trees:
             env = dict(os.environ, PYTHONPATH=os.pathsep.join(
                 p for p in (str(Path(tree).resolve() / "src") if tree else "", base_path) if p))
-            got = json.loads(subprocess.run(child, env=env, check=True, capture_output=True, text=True).stdout)
+            if args.callgrind:
+                with tempfile.TemporaryDirectory() as tmp:
+                    out = subprocess.run(["valgrind", "--tool=callgrind", "--dump-instr=no",
+                                          f"--callgrind-out-file={tmp}/cg.out", *child, "--callgrind"], env=env,
+                                         check=True, capture_output=True, text=True).stdout
+                    got = json.loads(out)
+                    for c, n in _dumps(Path(tmp)).items():
+                        got[c]["instructions_per_check"] = n
+            else:
+                got = json.loads(subprocess.run(child, env=env, check=True, capture_output=True, text=True).stdout)
             row = {"label": label, "round": rnd, "load_avg": round(os.getloadavg()[0], 2), **got}
             print(json.dumps(row), file=sys.stderr, flush=True)
             runs.append(row)
@@ -98,12 +136,13 @@ def main(argv: list[str] | None = None) -> int:
         summary[label] = {}
         for c in args.concurrency.split(","):
             rows = [r[c] for r in runs if r["label"] == label]
-            summary[label][c] = {k: statistics.median(r[k] for r in rows) for k in ("cpu_us_per_check",
-                                                                                   "wall_us_per_check")}
+            keys = ("cpu_us_per_check", "wall_us_per_check") + (("instructions_per_check",) if args.callgrind else ())
+            summary[label][c] = {k: statistics.median(r[k] for r in rows) for k in keys}
     first = trees[0][0]
     for label in summary:
         for c, med in summary[label].items():
-            med["cpu_ratio_to_" + first] = round(med["cpu_us_per_check"] / summary[first][c]["cpu_us_per_check"], 3)
+            key = "instructions_per_check" if args.callgrind else "cpu_us_per_check"
+            med["ratio_to_" + first] = round(med[key] / summary[first][c][key], 3)
     print(json.dumps({"store": "memory" if args.memory else "redis", "checks": args.checks, "runs": runs,
                       "median": summary}, indent=2))
     return 0
