@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         state = work / args.system
         config_path = systems.clearance_config(state, int(stub.notes["port"]), systems.free_port(), policy, guard,
                                                audit, 1, systems.CLEARANCE_SETTINGS.get(args.system))
-        key = systems.clearance_identity(config_path, work / "identity.log")
+        key = systems.clearance_identity(config_path, work / "identity.log", systems.CLEARANCE_SETUP.get(args.system))
 
         from clearance.app import create_app
         from clearance.config import load_config

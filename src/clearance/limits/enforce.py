@@ -39,22 +39,17 @@ class Limiter:
         # Tokens and spend to add, summed per counter until the next flush (one call for many answers).
         self._unsent: dict[str, list[int]] = {}  # key -> [amount, ttl]
         self._flusher: asyncio.Task | None = None
+        # What a rules tuple checks this minute: id(rules) -> (rules, minute, checks, what).
+        self._plans: dict[int, tuple] = {}
 
     async def check(self, rules: tuple[Rule, ...]) -> None:
         """Count the request against ``rules``; raise the 429 (or 503) that refuses it."""
         now = time.time()
-        checks: list[Check] = []
-        what: list[tuple[Rule, str, int, int]] = []  # rule, amount name, limit, seconds to reset
-        for r in rules:
-            for name, kind, limit, window in (("requests_per_minute", "r", r.requests_per_minute, minute),
-                                              ("tokens_per_minute", "t", r.tokens_per_minute, minute),
-                                              ("tokens_per_day", "d", r.tokens_per_day, day),
-                                              ("spend_per_month", "s", r.spend_per_month_micro_usd, month)):
-                if limit is None:
-                    continue
-                wid, reset = window(now)
-                checks.append((f"{self.prefix}{r.id}:{kind}:{wid}", limit, 1 if kind == "r" else 0, _KEEP[kind]))
-                what.append((r, name, limit, reset))
+        this_minute = int(now // 60)
+        plan = self._plans.get(id(rules))
+        if plan is None or plan[0] is not rules or plan[1] != this_minute:
+            plan = self._plan(rules, now, this_minute)
+        checks, what = plan[2], plan[3]
         try:
             failed = await self.counters.take(checks)
         except StoreError as e:
@@ -66,8 +61,28 @@ class Limiter:
                                reasons=[{"id": i, "title": "usage limit", "kind": "limit"} for i in strict]) from None
             return
         if failed >= 0:
-            rule, name, limit, reset = what[failed]
-            raise _exceeded(rule, name, limit, reset)
+            rule, name, limit, window = what[failed]
+            raise _exceeded(rule, name, limit, window(now)[1])
+
+    def _plan(self, rules: tuple[Rule, ...], now: float, this_minute: int) -> tuple:
+        """The counters ``rules`` check in this minute's windows (a day and a month hold whole minutes,
+        so a plan holds for the minute).  Rules tuples are kept per snapshot, so they are known by identity."""
+        checks: list[Check] = []
+        what: list[tuple[Rule, str, int, object]] = []  # rule, amount name, limit, window
+        for r in rules:
+            for name, kind, limit, window in (("requests_per_minute", "r", r.requests_per_minute, minute),
+                                              ("tokens_per_minute", "t", r.tokens_per_minute, minute),
+                                              ("tokens_per_day", "d", r.tokens_per_day, day),
+                                              ("spend_per_month", "s", r.spend_per_month_micro_usd, month)):
+                if limit is None:
+                    continue
+                checks.append((f"{self.prefix}{r.id}:{kind}:{window(now)[0]}", limit, 1 if kind == "r" else 0,
+                               _KEEP[kind]))
+                what.append((r, name, limit, window))
+        if len(self._plans) >= 4096:
+            self._plans.clear()
+        plan = self._plans[id(rules)] = (rules, this_minute, tuple(checks), what)
+        return plan
 
     def account(self, rules: tuple[Rule, ...], model: str, usage: Usage | None) -> None:
         """Count an answer's tokens (and their price) against ``rules``, in the background."""
