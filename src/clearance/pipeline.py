@@ -132,13 +132,15 @@ def find_model(snapshot: Snapshot, name: str) -> ModelSettings:
 
 # --- 2. guard ----------------------------------------------------------------
 
-async def screen(gw: Gateway, model: ModelSettings, texts: list[str]) -> tuple[GuardScores, bool]:
-    """Score texts for a call to ``model``; the flag says a required guard could not decide (fail closed)."""
+async def screen(gw: Gateway, model: ModelSettings, texts: list[str],
+                 roles: list[str] | None = None) -> tuple[GuardScores, bool]:
+    """Score texts (with their roles, for a guard that reads them) for a call to ``model``; the flag
+    says a required guard could not decide (fail closed)."""
     if gw.guard is None:
         return GuardScores(scores={c: 0.0 for c in GUARD_CATEGORIES}, guard="off"), False
     started = time.perf_counter()
     try:
-        scores, must_deny = await gw.guard.ascreen(model.name, texts)
+        scores, must_deny = await gw.guard.ascreen(model.name, texts, roles)
     except Exception as e:  # a guard must not raise, but if it does, it could not decide
         scores, must_deny = GuardScores(error=f"guard failed: {type(e).__name__}"), True
     gw.metrics.guard_latency.observe(time.perf_counter() - started)
@@ -366,7 +368,7 @@ async def admit(gw: Gateway, req: ChatRequest, api_key: str | None, traceparent:
         snapshot, principal = await caller(gw, api_key, now)
         model = find_model(snapshot, req.model)
         t = _stage(trace, "identity", t)
-        scores, guard_failed = await screen(gw, model, req.texts())
+        scores, guard_failed = await screen(gw, model, req.texts(), req.roles())
         t = _stage(trace, "guard", t)
         decision = decide(snapshot, principal, model, scores, guard_failed, now, req)
         t = _stage(trace, "policy", t, **{"clearance.decision.allowed": decision.allowed})

@@ -61,6 +61,10 @@ class ChatRequest:
         """Every piece of text in the conversation, system prompt included."""
         return [m.content for m in self.messages if m.content]
 
+    def roles(self) -> list[str]:
+        """The role of each of ``texts()`` (``system``, ``user``, ``assistant``, ``tool``), in order."""
+        return [m.role for m in self.messages if m.content]
+
 
 @dataclass(frozen=True, slots=True)
 class Principal:

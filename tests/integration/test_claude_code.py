@@ -15,6 +15,13 @@ the guard used to score the context block the agent puts around every user turn 
 jailbreak (0.50 to 0.61), until agent prompts were added to its benign training data
 (docs/guard.md, "Coding agents").
 
+Full mode (no ``--bare``: the agent's own 5,500-character system prompt) is still refused by
+the demo's default guard (jailbreak 0.85, prohibited 0.55 on that prompt): an expected
+failure here.  It passes through a gateway with the demo's policies whose built-in guard reads
+long system prompts over their 600-character windows only (``system_prompts: windows``,
+``long_system_prompt_chars: 4000``): an opt-in setting, off by default, because it lowers
+recall for attacks placed in the system prompt (docs/guard.md, "Coding agents").
+
 Runs wherever the agent is installed (``bash .ci/agents.sh``); skipped otherwise.
 """
 
@@ -71,6 +78,34 @@ def gateway(tmp_path_factory):
         s.should_exit = True
 
 
+@pytest.fixture(scope="module")
+def windowed(tmp_path_factory):
+    """The demo's policies and SIMULATED Anthropic upstream, the built-in guard on, reading long
+    system prompts over their 600-character windows only (the opt-in setting)."""
+    from clearance.demo.run import start_in_thread
+    from clearance.demo.upstream import create_upstream_app
+    from clearance.demo.world import demo_policy_files
+    from tests.conftest import free_port
+    from tests.integration.gateway import add_persona, start_gateway, write_config
+
+    tmp = tmp_path_factory.mktemp("claude-code-windowed")
+    port = free_port()
+    server = start_in_thread(create_upstream_app("lab-sim"), port)
+    config = write_config(
+        tmp, f"sqlite:///{tmp / 'clearance.db'}",
+        [{"name": "lab", "kind": "anthropic", "base_url": f"http://127.0.0.1:{port}"}],
+        [{"name": "frontier-general", "backends": ["lab"]}],
+        policy={"files": demo_policy_files()}, server={"max_body_bytes": 4_000_000},
+        guard={"guards": {"agents": {"kind": "builtin", "system_prompts": "windows",
+                                     "long_system_prompt_chars": 4000}},
+               "models": {"frontier-general": {"guard": "agents"}}})
+    key = add_persona(config, "us-analyst", "acme-bank", use_case="fraud-analytics")
+    gw = start_gateway(config)
+    yield {"url": gw.url, "keys": {"us-analyst": key}, "state": tmp}
+    gw.stop()
+    server.should_exit = True
+
+
 def _audit(world) -> list[dict]:
     with sqlite3.connect(world["state"] / "clearance.db") as conn:
         return [json.loads(b) for (b,) in conn.execute("SELECT body FROM audit_entries ORDER BY idx")]
@@ -85,7 +120,19 @@ def test_claude_code_finishes_a_tool_using_run_through_the_demo(demo, tmp_path):
     _run(demo, "frontier-general", tmp_path)
 
 
-def _run(demo, model, tmp_path):
+@pytest.mark.xfail(strict=True, reason="full mode's system prompt is refused by the default guard "
+                                       "(docs/guard.md, 'Coding agents')")
+def test_claude_code_full_mode_through_the_demo(demo, tmp_path):
+    _run(demo, "frontier-general", tmp_path, bare=False)
+
+
+def test_claude_code_full_mode_with_long_system_prompts_read_over_windows(windowed, tmp_path):
+    _run(windowed, "frontier-general", tmp_path, bare=False)
+    decisions = [e for e in _audit(windowed) if e["kind"] == "decision"]
+    assert decisions and all(e["decision"] == "allow" for e in decisions)
+
+
+def _run(demo, model, tmp_path, bare: bool = True):
     work, home, bin_dir = tmp_path / "repo", tmp_path / "home", tmp_path / "bin"
     for d in (work, home, bin_dir):
         d.mkdir()
@@ -97,7 +144,8 @@ def _run(demo, model, tmp_path):
            "ANTHROPIC_BASE_URL": demo["url"], "ANTHROPIC_API_KEY": demo["keys"]["us-analyst"],
            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_AUTOUPDATER": "1"}
     proc = subprocess.run(
-        [str(CLAUDE), "--bare", "-p", "Run the example command and tell me whether the build is green.",
+        [str(CLAUDE), *(["--bare"] if bare else []), "-p",
+         "Run the example command and tell me whether the build is green.",
          "--model", model, "--output-format", "json", "--tools", "Bash", "--allowedTools", "Bash"],
         cwd=work, env=env, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -35,7 +35,12 @@ CYBER_TIERS = ("cyber_prohibited", "cyber_high_risk", "cyber_low_risk")
 
 @runtime_checkable
 class Guard(Protocol):
-    """Scores a conversation: system prompt, every message, tool results."""
+    """Scores a conversation: system prompt, every message, tool results.
+
+    A guard that also reads each text's role sets ``accepts_roles = True`` and takes
+    ``roles=`` (one per text) in ``score`` and ``ascore`` (the built-in guard does);
+    ``GuardSet.ascreen`` passes roles to no other guard.
+    """
 
     name: str
 

@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 
 from clearance.guard.base import Guard, error_scores
-from clearance.guard.linear import LinearGuard
+from clearance.guard.linear import LONG_SYSTEM_PROMPT, LinearGuard
 from clearance.guard.settings import BUILTIN, BuiltinGuardSettings, GuardSettings, RemoteGuardSettings
 from clearance.types import GuardScores
 
@@ -33,7 +33,9 @@ def _builtin(name: str, spec: BuiltinGuardSettings | None, settings: GuardSettin
             model = LinearModel.load(model_dir or MODEL_DIR)
             _BUILTIN_CACHE[model_dir] = model
     return LinearGuard(model, settings.thresholds, name, settings.max_chars,  # type: ignore[arg-type]
-                       settings.score_cache_entries)
+                       settings.score_cache_entries,
+                       spec.system_prompts if spec else "all",
+                       spec.long_system_prompt_chars if spec else LONG_SYSTEM_PROMPT)
 
 
 def build_guard(name: str, settings: GuardSettings, config_dir: Path | None = None) -> Guard:
@@ -71,13 +73,19 @@ class GuardSet:
         name, required = self.settings.guard_for(model)
         return self.guards[name], required
 
-    async def ascreen(self, model: str, texts: list[str]) -> tuple[GuardScores, bool]:
-        """Scores for a call to ``model``, and whether they must deny it (error on a required guard)."""
+    async def ascreen(self, model: str, texts: list[str],
+                      roles: list[str] | None = None) -> tuple[GuardScores, bool]:
+        """Scores for a call to ``model``, and whether they must deny it (error on a required guard).
+        ``roles`` (one per text) reach only a guard that reads them (``accepts_roles``: the
+        built-in guard); every other guard is called with the texts alone, as before."""
         if not self.settings.enabled:
             return GuardScores(guard="disabled"), False
         guard, required = self.for_model(model)
         try:
-            scores = await guard.ascore(texts)
+            if roles is not None and getattr(guard, "accepts_roles", False):
+                scores = await guard.ascore(texts, roles=roles)  # type: ignore[call-arg]
+            else:
+                scores = await guard.ascore(texts)
         except Exception as e:  # noqa: BLE001 - guards should not raise; be safe anyway
             scores = error_scores(guard.name, f"guard failed: {type(e).__name__}")
         return scores, bool(scores.error) and required

@@ -60,9 +60,14 @@ class LinearModel:
             )
         return path
 
-    def logits(self, text: str) -> np.ndarray:
+    def logits(self, text: str, scope: str = "all") -> np.ndarray:
         """Maximum logit per category over all windows and paragraphs of ``text``.
 
+        ``scope`` (``linear.LinearGuard``'s role-aware scoring of long system prompts):
+        ``"all"`` reads every span; for a text longer than the smallest window,
+        ``"local"`` reads only its smallest windows (``WINDOWS[-1]``), paragraphs and
+        lines, not the text as a whole nor its larger windows, and ``"windows"`` only
+        its smallest windows.  A shorter text is read as usual.
         Computed by the C extension when it is built (``features.ACCELERATED``),
         otherwise with numpy; both give the same numbers (tests/unit/guard).
         """
@@ -75,7 +80,10 @@ class LinearModel:
         if n <= WINDOWS[-1][0] and not segs:  # the whole text is the only window
             one = self._one_window_c(ext, norm) if ext is not None else self._one_window(norm)
             return one if one is not None else self._plain_sums(norm)
-        spans = self._spans(n, segs)
+        if scope != "all" and n > WINDOWS[-1][0]:
+            spans = self._local_spans(n, segs if scope == "local" else [])
+        else:
+            spans = self._spans(n, segs)
         if ext is not None:
             k = len(self.categories)
             sums = ext.span_sums(norm, self.bits, self._wt, k, spans)
@@ -121,6 +129,14 @@ class LinearModel:
         if segs:
             spans = np.concatenate([spans, np.array(segs, dtype=np.int64)])
         return spans
+
+    @staticmethod
+    def _local_spans(n: int, segs: list[tuple[int, int]]) -> np.ndarray:
+        """The smallest windows, paragraphs and lines of a text of ``n`` (> the smallest window)
+        normalised characters: ``_spans`` without the whole text and the larger windows."""
+        wins = features.windows(n, WINDOWS[-1:])
+        wins = wins[(wins[:, 1] - wins[:, 0]) < n]  # all but the whole text
+        return np.concatenate([wins, np.array(segs, dtype=np.int64).reshape(-1, 2)])
 
     def _one_window_c(self, ext, norm: str) -> np.ndarray | None:
         """``_one_window`` through the C extension: the same sums, added in the same order."""

@@ -54,6 +54,12 @@ class BuiltinGuardSettings(_Strict):
 
     kind: Literal["builtin"] = "builtin"
     model_dir: str | None = None
+    # How a long system prompt is read (docs/guard.md, "Coding agents"; measured, OFF by default):
+    # "all" (every span, as every other text); "local" (its 600-character windows, paragraphs and
+    # lines only, and left out of the joined conversation); "windows" (its 600-character windows
+    # only).  Any caller writes its own system prompt, so both lower recall for attacks sent there.
+    system_prompts: Literal["all", "local", "windows"] = "all"
+    long_system_prompt_chars: int = Field(default=600, ge=600)
 
 
 class ModelGuardSettings(_Strict):
