@@ -32,6 +32,7 @@ import os
 import shutil
 import sqlite3
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -106,6 +107,26 @@ def windowed(tmp_path_factory):
     server.should_exit = True
 
 
+@pytest.fixture(scope="module")
+def trusted(tmp_path_factory):
+    """``clearance demo`` with Claude Code's own system prompts registered as trusted, as an operator would:
+    ``clearance guard capture-prompts`` runs the agent once against a recording SIMULATED upstream (in
+    another working directory, so the environment lines of the real run differ) and saves the system
+    prompts it sent into the demo's state folder, where the demo's config lists them."""
+    state = tmp_path_factory.mktemp("demo-claude-code-trusted")
+    (state / "capture").mkdir()
+    captured = subprocess.run(
+        [sys.executable, "-m", "clearance", "guard", "capture-prompts", "--out", str(state / "agent-prompts.txt"),
+         "--", str(CLAUDE), "-p", "hello", "--model", "frontier-general"],
+        cwd=state / "capture", capture_output=True, text=True, timeout=300,
+        env={"PATH": os.environ["PATH"], "HOME": str(state), "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+             "DISABLE_AUTOUPDATER": "1"})
+    assert captured.returncode == 0 and "system prompt(s)" in captured.stdout, captured.stdout + captured.stderr
+    with running_demo(state) as d:
+        assert "agent-prompts.txt" in d["config"].read_text()
+        yield d
+
+
 def _audit(world) -> list[dict]:
     with sqlite3.connect(world["state"] / "clearance.db") as conn:
         return [json.loads(b) for (b,) in conn.execute("SELECT body FROM audit_entries ORDER BY idx")]
@@ -129,6 +150,14 @@ def test_claude_code_full_mode_through_the_demo(demo, tmp_path):
 def test_claude_code_full_mode_with_long_system_prompts_read_over_windows(windowed, tmp_path):
     _run(windowed, "frontier-general", tmp_path, bare=False)
     decisions = [e for e in _audit(windowed) if e["kind"] == "decision"]
+    assert decisions and all(e["decision"] == "allow" for e in decisions)
+
+
+def test_claude_code_full_mode_through_the_demo_with_its_system_prompts_trusted(trusted, tmp_path):
+    """The demo's default guard (every span scored), with the agent's own prompts vouched for: the run
+    passes, and the lines that differ from the registered prompt (its environment block) were screened."""
+    _run(trusted, "frontier-general", tmp_path, bare=False)
+    decisions = [e for e in _audit(trusted) if e["kind"] == "decision"]
     assert decisions and all(e["decision"] == "allow" for e in decisions)
 
 

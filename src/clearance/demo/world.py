@@ -54,6 +54,9 @@ def demo_invariants_file() -> str:
     return str(files("clearance.demo") / "invariants.yaml")
 
 
+AGENT_PROMPTS = "agent-prompts.txt"  # in the state folder: trusted agent system prompts, when present
+
+
 def demo_config(state_dir: Path, port: int, lab_port: int, local_port: int) -> dict:
     lab = f"http://127.0.0.1:{lab_port}"
     local = f"http://127.0.0.1:{local_port}/v1"
@@ -83,6 +86,9 @@ def demo_config(state_dir: Path, port: int, lab_port: int, local_port: int) -> d
         "audit": {"signing_key": "audit-signing.key"},
         # The web console at /console; `clearance demo` prints a compliance officer's sign-in token.
         "console": {"enabled": True},
+        # System prompts of the operator's own agents, vouched for (guard/trusted.py): written by
+        # `clearance guard capture-prompts --out <state dir>/agent-prompts.txt -- <agent>`.
+        **({"guard": {"trusted_system_prompts": [AGENT_PROMPTS]}} if (state_dir / AGENT_PROMPTS).exists() else {}),
     }
 
 

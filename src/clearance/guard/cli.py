@@ -7,6 +7,7 @@ runs with the default thresholds.
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -329,3 +330,31 @@ def _quality_row(cat: str, r: dict) -> str:
         return f"{'-':>{width}}" if v is None else f"{v:>{width}.3f}"
     return (f"{cat:<17}{r['positives']:>6}{r['negatives']:>6}{num(r['auroc'], 8)}{num(r['tpr_at_1pct_fpr'], 11)}"
             f"{r['threshold']:>6.2f}{num(r['tpr_at_threshold'], 7)}{num(r['fpr_at_threshold'], 7)}")
+
+
+@guard.command("capture-prompts", context_settings={"ignore_unknown_options": True})
+@click.option("--out", "out_path", type=click.Path(dir_okay=False), required=True,
+              help="File to write the system prompts to (then list it under guard.trusted_system_prompts).")
+@click.option("--port", type=int, default=0, help="Loopback port of the simulated model server (default: a free one).")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def capture_prompts_cmd(out_path: str, port: int, command: tuple[str, ...]) -> None:
+    """Run an agent once against a simulated model server and save the system prompts it sends.
+
+    Example: clearance guard capture-prompts --out agent-prompts.txt -- claude -p hello
+    """
+    import socket
+
+    from clearance.guard.capture import capture
+
+    if not port:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+    try:
+        texts = capture(list(command), Path(out_path), port)
+    except (RuntimeError, OSError, subprocess.TimeoutExpired) as e:
+        raise click.ClickException(str(e)) from None
+    if not texts:
+        raise click.ClickException("the command sent no system prompt")
+    click.echo(f"wrote {len(texts)} system prompt(s), {sum(len(t) for t in texts)} characters, to {out_path}; "
+               "read them, then list the file under guard.trusted_system_prompts")

@@ -13,6 +13,7 @@ from pathlib import Path
 from clearance.guard.base import Guard, error_scores
 from clearance.guard.linear import LONG_SYSTEM_PROMPT, LinearGuard
 from clearance.guard.settings import BUILTIN, BuiltinGuardSettings, GuardSettings, RemoteGuardSettings
+from clearance.guard.trusted import TrustedPrompts
 from clearance.types import GuardScores
 
 _BUILTIN_CACHE: dict[Path | None, object] = {}
@@ -67,6 +68,7 @@ class GuardSet:
         self.settings = settings
         names = {settings.default} | {m.guard for m in settings.models.values()}
         self.guards: dict[str, Guard] = {n: build_guard(n, settings, config_dir) for n in sorted(names)}
+        self.trusted = TrustedPrompts.load(settings.trusted_system_prompts, config_dir)
 
     def for_model(self, model: str) -> tuple[Guard, bool]:
         """The guard that screens ``model`` and whether it is required (fail closed)."""
@@ -81,6 +83,8 @@ class GuardSet:
         if not self.settings.enabled:
             return GuardScores(guard="disabled"), False
         guard, required = self.for_model(model)
+        if self.trusted is not None:  # lines of system prompts the operator vouches for are not screened
+            texts = self.trusted.screened(texts, roles)
         try:
             if roles is not None and getattr(guard, "accepts_roles", False):
                 scores = await guard.ascore(texts, roles=roles)  # type: ignore[call-arg]

@@ -86,6 +86,9 @@ class GuardSettings(_Strict):
     # ``response_screen_every_chars`` characters.
     screen_responses: bool = False
     response_screen_every_chars: int = Field(default=400, gt=0)
+    # System prompts the operator vouches for (text files; paths relative to the config): their lines
+    # are left out of requests' system texts before screening, every other line is screened (trusted.py).
+    trusted_system_prompts: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _known_guards(self) -> "GuardSettings":
