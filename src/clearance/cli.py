@@ -103,6 +103,12 @@ def serve(config_path: str, host: str | None, port: int | None, workers: int | N
         check_audit_setup(config)  # fail closed: no start without the audit keys the config names
     except AuditSetupError as e:
         raise click.ClickException(str(e)) from None
+    from clearance.guard.trusted import TrustedPrompts
+
+    try:  # fail at once, with a message, on a trusted-prompts file that cannot be read
+        TrustedPrompts.load(config.guard.trusted_system_prompts, config.path.parent if config.path else None)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
     open_store(config)  # migrate once before workers start
     os.environ["CLEARANCE_CONFIG"] = str(config.path)
     n = workers or config.server.workers

@@ -77,3 +77,17 @@ def test_captured_system_texts_from_both_wire_formats() -> None:
                            {"role": "user", "content": "hi"}]}
     assert system_texts([anthropic, anthropic, openai, {"system": "plain"}]) == [
         "agent header", AGENT_PROMPT, "sub-agents: a, b", "be brief", "plain"]
+
+
+def test_serve_refuses_to_start_on_an_unreadable_prompt_file(tmp_path) -> None:
+    import yaml
+    from click.testing import CliRunner
+
+    from clearance.cli import main
+
+    config = {"state_dir": ".", "backends": [{"name": "b", "base_url": "http://127.0.0.1:9/v1"}],
+              "models": [{"name": "m", "backends": ["b"]}], "guard": {"trusted_system_prompts": ["nope.txt"]}}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    result = CliRunner().invoke(main, ["serve", "--config", str(tmp_path / "c.yaml")])
+    assert result.exit_code == 1 and "trusted_system_prompts: cannot read" in result.output
+    assert "Traceback" not in result.output
