@@ -100,7 +100,13 @@ LOOSE_BENIGN_FAMILIES = frozenset({"benign-slabs", "benign-neuralchemy"})
 # figures by as much as the new data did).  They teach the model that instructions addressed to a
 # model are not an attack by themselves; they do not place the 0.5 point.
 AGENT_FAMILIES = frozenset({"benign-hw-agents"})
-UNCALIBRATED_FAMILIES = AGENT_FAMILIES
+# Everyday programming requests (``codingdata``, docs/guard.md "Everyday coding requests"): when
+# present, benign rows for every head, appended after the agent rows and their twins in the same way
+# (never drawn into composites, not placing the 0.5 point), so every other row, composite and fold
+# stays as it was.  Measured and not shipped: ``benign-coding.txt`` is not in MANIFEST.json, so no
+# row has this family; ``bench/guard_coding_variants.py`` adds them in-process.
+CODING_FAMILIES = frozenset({"benign-hw-coding"})
+UNCALIBRATED_FAMILIES = AGENT_FAMILIES | CODING_FAMILIES
 # Rows only the jailbreak head is fitted on: the agent rows and their injected twins address a
 # jailbreak false positive, and the cyber heads are fitted on exactly the rows they were before
 # (with them, the cyber heads lost one to nine held-out attacks; docs/guard.md, "Coding agents").
@@ -384,11 +390,13 @@ def agent_injections(agents: list[Example], rows: list[Example], seed: int) -> l
 def training_set(rows: list[Example], seed: int) -> list[Example]:
     """Rows to fit on: the rows (the fragment suffixes only inside composites), the composites drawn
     from them, then the agent rows (``AGENT_FAMILIES``), which composites never draw from, and their
-    injected twins (``agent_injections``)."""
+    injected twins (``agent_injections``), then the everyday coding requests (``CODING_FAMILIES``),
+    which composites never draw from either."""
     agents = [r for r in rows if r.family in AGENT_FAMILIES]
-    rest = [r for r in rows if r.family not in AGENT_FAMILIES]
+    coding = [r for r in rows if r.family in CODING_FAMILIES]
+    rest = [r for r in rows if r.family not in AGENT_FAMILIES | CODING_FAMILIES]
     return ([r for r in rest if r.family != "fragment-suffix"] + composites(rest, seed, stratify=True) + agents
-            + agent_injections(agents, rest, seed))
+            + agent_injections(agents, rest, seed) + coding)
 
 
 def family_split(seed: int = 0, data_dir: Path = DATA_DIR) -> Split:
