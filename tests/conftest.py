@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import socket
+import subprocess
+import time
 
 import pytest
 
@@ -68,3 +71,28 @@ def db_url(request, tmp_path):
         yield f"sqlite:///{tmp_path / 'clearance.db'}"
         return
     yield from pg_database()
+
+
+@pytest.fixture
+def redis_server():
+    """A real redis-server of this test's own on a free loopback port, nothing kept on disk:
+    ``{"url": ..., "proc": ...}`` (a test may kill it).  Skipped where redis-server is not installed."""
+    exe = shutil.which("redis-server")
+    if exe is None:
+        pytest.skip("redis-server is not installed")
+    import redis
+
+    port = free_port()
+    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            redis.Redis(port=port).ping()
+            break
+        except redis.ConnectionError:
+            assert time.monotonic() < deadline, "redis-server did not start"
+            time.sleep(0.05)
+    yield {"url": f"redis://127.0.0.1:{port}/0", "proc": proc}
+    proc.kill()
+    proc.wait()

@@ -8,9 +8,7 @@ the SIMULATED demo model server (a test double).
 from __future__ import annotations
 
 import json
-import shutil
 import sqlite3
-import subprocess
 import time
 
 import httpx
@@ -155,29 +153,6 @@ def _key_id(key: str) -> str:
 
 
 # --------------------------------------------------------------------------- two replicas, Redis
-
-@pytest.fixture
-def redis_server():
-    exe = shutil.which("redis-server")
-    if exe is None:
-        pytest.skip("redis-server is not installed")
-    port = free_port()
-    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    import redis
-
-    while True:
-        try:
-            redis.Redis(port=port).ping()
-            break
-        except redis.ConnectionError:
-            assert time.monotonic() < deadline, "redis-server did not start"
-            time.sleep(0.05)
-    yield {"url": f"redis://127.0.0.1:{port}/0", "proc": proc}
-    proc.kill()
-    proc.wait()
-
 
 @pytest.fixture
 def pg_url():

@@ -5,9 +5,6 @@ it, and a store error when Redis is gone or slower than the timeout."""
 from __future__ import annotations
 
 import asyncio
-import shutil
-import subprocess
-import time
 
 import pytest
 
@@ -16,26 +13,8 @@ from tests.conftest import free_port
 
 
 @pytest.fixture
-def redis_url():
-    exe = shutil.which("redis-server")
-    if exe is None:
-        pytest.skip("redis-server is not installed")
-    port = free_port()
-    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    import redis
-
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            redis.Redis(port=port).ping()
-            break
-        except redis.ConnectionError:
-            assert time.monotonic() < deadline, "redis-server did not start"
-            time.sleep(0.05)
-    yield f"redis://127.0.0.1:{port}/0"
-    proc.kill()
-    proc.wait()
+def redis_url(redis_server):
+    return redis_server["url"]
 
 
 def _run(coro):
