@@ -19,7 +19,8 @@ from starlette.routing import Route
 from clearance.api import admin as admin_api
 from clearance.api.admin_auth import require
 from clearance.console.directives import parse_time
-from clearance.console.web import PREFIX, ActionError, Ctx, action, error_page, form, page, render, run_action
+from clearance.console.web import (PREFIX, ActionError, Ctx, action, form, page, refused, render,
+                                   run_action)
 from clearance.identity import service
 from clearance.policy import approvals, grants
 from clearance.policy.enforce import invariant_guard
@@ -71,9 +72,8 @@ async def _do(request: Request, c: Ctx, fn, done: str) -> Response:
     try:
         await run_action(request, c, fn)
     except ActionError as e:
-        if e.status == 403:
-            return error_page(request, 403, str(e), c)
-        return await access_page(request, c, e.status, [("error", f"Not done: {e}")])
+        return await refused(request, c, e, lambda status, flash: access_page(request, c, status, flash),
+                             [("error", f"Not done: {e}")])
     return RedirectResponse(f"{PREFIX}/access?done={done}", 303)
 
 
@@ -158,9 +158,8 @@ async def create_key(request: Request, c: Ctx) -> Response:
     try:
         created, _ = await run_action(request, c, lambda s: admin_api.create_key(_Call({}), body, s, c.actor))
     except ActionError as e:
-        if e.status == 403:
-            return error_page(request, 403, str(e), c)
-        return await access_page(request, c, e.status, [("error", f"Not done: {e}")])
+        return await refused(request, c, e, lambda status, flash: access_page(request, c, status, flash),
+                             [("error", f"Not done: {e}")])
     return await access_page(request, c, 201, [("ok", f"Key {created['key_id']} created for {created['user']}: "
                                                      "copy it now, it is not shown again.")], created)
 

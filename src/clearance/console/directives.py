@@ -25,7 +25,8 @@ from starlette.routing import Route
 from clearance.api.admin_auth import require
 from clearance.audit import changes
 from clearance.audit.tables import AuditEntryRow
-from clearance.console.web import PREFIX, ActionError, Ctx, action, error_page, form, page, render, run_action
+from clearance.console.web import (PREFIX, ActionError, Ctx, action, error_page, form, page, refused, render,
+                                   run_action)
 from clearance.policy import directives
 from clearance.policy.cedartext import PolicyTextError, check_policy_text
 from clearance.policy.enforce import InvariantViolation, invariant_guard
@@ -193,14 +194,13 @@ async def apply(request: Request, c: Ctx) -> Response:
     try:
         v = await run_action(request, c, run)
     except ActionError as e:
-        if e.status == 403:
-            return error_page(request, 403, str(e), c)
         violation = getattr(e, "violation", None)
         flash = [("error", f"Not applied: {e}")]
         if isinstance(violation, InvariantViolation):
             flash += [("error", f"invariant {r['id']} ({r['title']}): {r['counterexample']}")
                       for r in map(_violation, violation.results)]
-        return await list_page(request, c, e.status, flash, {**f, "text": text})
+        return await refused(request, c, e, lambda status, fl: list_page(request, c, status, fl, {**f, "text": text}),
+                             flash)
     return RedirectResponse(f"{PREFIX}/directives/{v.id}?done=applied", 303)
 
 
@@ -216,9 +216,8 @@ async def revoke(request: Request, c: Ctx) -> Response:
     try:
         await run_action(request, c, run)
     except ActionError as e:
-        if e.status == 403:
-            return error_page(request, 403, str(e), c)
-        return await list_page(request, c, e.status, [("error", f"Not revoked: {e}")])
+        return await refused(request, c, e, lambda status, flash: list_page(request, c, status, flash),
+                             [("error", f"Not revoked: {e}")])
     return RedirectResponse(f"{PREFIX}/directives/{did}?done=revoked", 303)
 
 

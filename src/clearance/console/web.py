@@ -171,6 +171,14 @@ def form(request: Request, name: str, default: str = "") -> str:
     return v.strip() if isinstance(v, str) else default
 
 
+async def refused(request: Request, ctx: Ctx, e: "ActionError",
+                  page: Callable[[int, list], Awaitable[Response]], flash: list) -> Response:
+    """A refused action's answer: the 403 page for a missing permission, otherwise ``page(status, flash)``."""
+    if e.status == 403:
+        return error_page(request, 403, str(e), ctx)
+    return await page(e.status, flash)
+
+
 class ActionError(Exception):
     """An action refused with a status and a message for the administrator."""
 
